@@ -1,0 +1,459 @@
+"""``GConfig``: the typed, template-driven parameters of every gobj.
+
+A template maps each parameter name to ``[type, default, flags, validate, description]``::
+
+    GCONFIG = {
+        'port': [int, 0, 0, None, "server or client port"],
+        'trace_dump': [bool, False, GConfig.FLAG_DIRECT_ATTR, None, "trace tx/rx"],
+    }
+
+``type`` is one of ``None, str, int, float, bool, list, tuple, dict, bytes``; ``flags`` may
+be ``FLAG_DIRECT_ATTR`` (the value is stored as ``gobj.<name>``, so a property setter runs;
+otherwise it lives in ``gobj.config.<name>``); ``validate`` is ``None`` or a callable that
+takes the raw value and returns the value to use (raising means invalid).
+
+Theory of operation
+-------------------
+A template (or a list of templates, later ones overriding earlier ones) is compiled once
+and cached: the defaults are converted and validated then, and become the *class*
+attributes of a small namespace class made for that template.  ``gobj.config`` is an
+instance of it whose ``__dict__`` holds only what was written — so ten thousand idle
+connections do not each carry a copy of every default.  Mutable defaults (lists, dicts)
+are copied into each instance so that no two gobjs share one.
+
+Writes are all-or-nothing: ``write_parameters`` converts every value first and stores
+nothing if any is unknown or invalid; the ``GConfigValidateError`` names the gclass, the
+parameter, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from . import registry
+from .errors import GConfigTemplateError, GConfigValidateError
+
+__all__ = [
+    "FLAG_DIRECT_ATTR",
+    "CompiledGConfig",
+    "ConfigNamespace",
+    "GConfig",
+    "ParamSpec",
+    "add_gconfig",
+    "asbool",
+    "compile_gconfig",
+]
+
+_LOG = logging.getLogger("fsmio")
+
+FLAG_DIRECT_ATTR: Final = 0x01
+ACCEPTED_TYPES: Final = (None, str, int, float, bool, list, tuple, dict, bytes)
+
+_TRUE_WORDS = frozenset(("t", "true", "y", "yes", "on", "1"))
+_FALSE_WORDS = frozenset(("f", "false", "n", "no", "off", "0", "", "none"))
+_MUTABLE = (list, dict, set, bytearray)
+
+
+def asbool(value: Any) -> bool:
+    """``True`` for ``True``, non-zero numbers and ``'t', 'true', 'y', 'yes', 'on', '1'``.
+
+    ``False`` for ``None``, ``False``, zero and ``'f', 'false', 'n', 'no', 'off', '0', ''``
+    (case-insensitive).  Any other string raises ``ValueError``: a typo such as ``'flase'``
+    must not silently read as False.
+    """
+    if value is None:
+        return False
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+        raise ValueError(f"{value!r} is not a boolean word (true/false, yes/no, on/off, 1/0)")
+    return bool(value)
+
+
+class ParamSpec:
+    """One compiled template entry."""
+
+    __slots__ = ("default", "description", "direct", "flags", "name", "type", "validate")
+
+    def __init__(
+        self,
+        name: str,
+        type_: type | None,
+        default: Any,
+        flags: int,
+        validate: Callable[[Any], Any] | None,
+        description: str | None,
+    ) -> None:
+        self.name = name
+        self.type = type_
+        self.default = default
+        self.flags = flags
+        self.direct = bool(flags & FLAG_DIRECT_ATTR)
+        self.validate = validate
+        self.description = description or ""
+
+    @property
+    def type_name(self) -> str:
+        return "None" if self.type is None else self.type.__name__
+
+    def new_default(self) -> Any:
+        """The default, copied when it is mutable."""
+        return copy.copy(self.default) if isinstance(self.default, _MUTABLE) else self.default
+
+
+class ConfigNamespace:
+    """Base of the per-template namespaces behind ``gobj.config``."""
+
+    _specs: dict[str, ParamSpec] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when ``name`` is neither written nor a default: not a parameter.
+        raise AttributeError(f"no configuration parameter {name!r}")
+
+    def __repr__(self) -> str:
+        values = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._specs)
+        return f"config({values})"
+
+
+class CompiledGConfig:
+    """A validated template: its parameters, and the namespace class with the defaults."""
+
+    __slots__ = ("direct", "mutable", "namespace_cls", "params", "templates")
+
+    def __init__(self, templates: tuple[Mapping[str, Any], ...], params: dict[str, ParamSpec]):
+        self.templates = templates
+        self.params = params
+        self.direct = tuple(spec for spec in params.values() if spec.direct)
+        self.mutable = tuple(
+            spec
+            for spec in params.values()
+            if not spec.direct and isinstance(spec.default, _MUTABLE)
+        )
+        defaults: dict[str, Any] = {
+            name: spec.default for name, spec in params.items() if not spec.direct
+        }
+        defaults["_specs"] = params
+        self.namespace_cls: type[ConfigNamespace] = type(
+            "ConfigNamespace", (ConfigNamespace,), defaults
+        )
+
+
+_compiled: dict[tuple[int, ...], CompiledGConfig] = {}
+
+
+def _as_template_list(templates: Any) -> tuple[Mapping[str, Any], ...]:
+    if templates is None:
+        return ()
+    if isinstance(templates, Mapping):
+        return (templates,)
+    if isinstance(templates, (list, tuple)):
+        return tuple(templates)
+    raise GConfigTemplateError(
+        f"a GConfig template must be a dict or a list of dicts, not {type(templates).__name__}"
+    )
+
+
+def compile_gconfig(templates: Any, owner: str = "GConfig") -> CompiledGConfig:
+    """Validate and compile a template or list of templates (cached per template objects)."""
+    template_list = _as_template_list(templates)
+    key = tuple(id(t) for t in template_list)
+    cached = _compiled.get(key)
+    if cached is not None and all(
+        a is b for a, b in zip(cached.templates, template_list, strict=True)
+    ):
+        return cached
+    merged: dict[str, Sequence[Any]] = {}
+    for template in template_list:
+        if not isinstance(template, Mapping):
+            raise GConfigTemplateError(
+                f"{owner}: a GConfig template must be a dict, not {type(template).__name__}"
+            )
+        merged.update(template)
+    params: dict[str, ParamSpec] = {}
+    for name, definition in merged.items():
+        spec = _compile_entry(owner, name, definition)
+        try:
+            spec.default = convert_value(spec, spec.default)
+        except _Invalid as exc:
+            raise GConfigValidateError(
+                f"{owner}: invalid default {spec.default!r} for parameter {name!r}: expected {exc}"
+            ) from None
+        params[name] = spec
+    compiled = CompiledGConfig(template_list, params)
+    _compiled[key] = compiled
+    return compiled
+
+
+def _compile_entry(owner: str, name: Any, definition: Any) -> ParamSpec:
+    if not isinstance(name, str) or not name:
+        raise GConfigTemplateError(f"{owner}: parameter name {name!r} is not a non-empty str")
+    if not isinstance(definition, (list, tuple)) or len(definition) != 5:
+        raise GConfigTemplateError(
+            f"{owner}: parameter {name!r}: the definition must be "
+            f"[type, default, flags, validate, description], not {definition!r}"
+        )
+    type_, default, flags, validate, description = definition
+    if type_ not in ACCEPTED_TYPES and not (
+        isinstance(type_, type) and issubclass(type_, tuple(t for t in ACCEPTED_TYPES if t))
+    ):
+        raise GConfigTemplateError(
+            f"{owner}: parameter {name!r}: type {type_!r} is not one of "
+            "None, str, int, float, bool, list, tuple, dict, bytes"
+        )
+    if validate is not None and not callable(validate):
+        raise GConfigTemplateError(f"{owner}: parameter {name!r}: validate is not callable")
+    if description is not None and not isinstance(description, str):
+        raise GConfigTemplateError(f"{owner}: parameter {name!r}: description is not a str")
+    if flags is None:
+        flags = 0
+    if not isinstance(flags, int):
+        raise GConfigTemplateError(f"{owner}: parameter {name!r}: flags must be an int")
+    return ParamSpec(name, type_, default, flags, validate, description)
+
+
+class _Invalid(Exception):
+    """A value that a parameter cannot take; the message says what was expected."""
+
+
+def _split_words(text: str) -> list[str]:
+    return [w for w in text.replace(",", " ").split() if w]
+
+
+def convert_value(spec: ParamSpec, value: Any) -> Any:
+    """Run the validator, then convert ``value`` to the parameter's type."""
+    if spec.validate is not None:
+        try:
+            value = spec.validate(value)
+        except Exception as exc:
+            raise _Invalid(f"a value accepted by {spec.validate.__name__}: {exc}") from None
+    type_ = spec.type
+    if type_ is None:
+        return value
+    if issubclass(type_, bool):
+        try:
+            return asbool(value)
+        except ValueError:
+            raise _Invalid("a bool (true/false, yes/no, on/off, 1/0)") from None
+    if issubclass(type_, int):
+        if isinstance(value, int):
+            return type_(value)
+        if isinstance(value, float) and value.is_integer():
+            return type_(int(value))
+        if isinstance(value, str):
+            try:
+                return type_(value.strip())
+            except ValueError:
+                pass
+        raise _Invalid("an int")
+    if issubclass(type_, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return type_(value)
+        if isinstance(value, str):
+            try:
+                return type_(value.strip())
+            except ValueError:
+                pass
+        raise _Invalid("a number")
+    if issubclass(type_, str):
+        if value is None:
+            return None
+        if isinstance(value, bytes):
+            return value.decode("latin-1")
+        return type_(value)
+    if issubclass(type_, bytes):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                return type_(value.encode("latin-1"))
+            except UnicodeEncodeError:
+                raise _Invalid("bytes (or a latin-1 str)") from None
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return type_(value)
+        raise _Invalid("bytes (or a latin-1 str)")
+    if issubclass(type_, (list, tuple)):
+        if value is None:
+            return type_()
+        if isinstance(value, str):
+            return type_(_split_words(value))
+        if isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
+            return type_(value)
+        return type_([value])
+    if issubclass(type_, dict):
+        if value is None:
+            return type_()
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise _Invalid("a dict (or a JSON object string)") from None
+        try:
+            return type_(value)
+        except (TypeError, ValueError):
+            raise _Invalid("a dict (or a JSON object string)") from None
+    raise _Invalid(type_.__name__)  # pragma: no cover - template validation forbids it
+
+
+def finite_number(value: Any) -> Any:
+    """A validator: a finite number (or a str holding one); rejects NaN and infinities."""
+    number = float(value.strip()) if isinstance(value, str) else value
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ValueError(f"{value!r} is not a number")
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not finite")
+    return number
+
+
+def add_gconfig(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """A new template: ``base`` with ``extra`` added (``extra`` wins on a name clash)."""
+    merged = dict(base)
+    merged.update(extra)
+    return merged
+
+
+class GConfig:
+    """A set of typed parameters described by a template (see the module doc)."""
+
+    FLAG_DIRECT_ATTR: Final = FLAG_DIRECT_ATTR
+
+    config: ConfigNamespace
+    logger: logging.Logger | None = None
+
+    def __init__(self, templates: Any, logger: logging.Logger | None = None) -> None:
+        compiled = compile_gconfig(templates, type(self).__name__)
+        self._gconfig = compiled
+        self.config = compiled.namespace_cls()
+        for spec in compiled.mutable:
+            setattr(self.config, spec.name, spec.new_default())
+        for spec in compiled.direct:
+            self._store(spec, spec.new_default())
+        if logger is not None:
+            self.logger = logger
+
+    # ------------------------------------------------------------------------------------
+    def _owner(self) -> str:
+        name = getattr(self, "name", "")
+        return f"{type(self).__name__} {name!r}" if name else type(self).__name__
+
+    def _spec(self, name: str) -> ParamSpec:
+        spec = self._gconfig.params.get(name)
+        if spec is None:
+            known = list(self._gconfig.params)
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise GConfigValidateError(
+                f"{self._owner()}: unknown parameter {name!r}{hint} "
+                f"(parameters: {', '.join(sorted(n for n in known if not n.startswith('_')))})"
+            )
+        return spec
+
+    def _convert(self, spec: ParamSpec, value: Any) -> Any:
+        try:
+            value = convert_value(spec, value)
+        except _Invalid as exc:
+            raise GConfigValidateError(
+                f"{self._owner()}: invalid value {value!r} for parameter {spec.name!r}: "
+                f"expected {exc}"
+            ) from None
+        if isinstance(value, str) and value.startswith("app:"):
+            value = registry.get_global_app(value[4:])
+        return value
+
+    def _store(self, spec: ParamSpec, value: Any) -> None:
+        if not spec.direct:
+            setattr(self.config, spec.name, value)
+            return
+        # ginsfsm's rule: a non-callable value never replaces a method of the gclass.
+        current = getattr(type(self), spec.name, None)
+        if callable(current) and not isinstance(current, property) and not callable(value):
+            if value is not None:
+                _LOG.error(
+                    "%s: parameter %r would replace a method; not written",
+                    self._owner(),
+                    spec.name,
+                )
+            return
+        setattr(self, spec.name, value)
+
+    # ------------------------------------------------------------------------------------
+    def write_parameters(self, **kw: Any) -> None:
+        """Write parameters; nothing is written if any name is unknown or any value invalid."""
+        converted = [(self._spec(name), value) for name, value in kw.items()]
+        values = [(spec, self._convert(spec, value)) for spec, value in converted]
+        for spec, value in values:
+            self._store(spec, value)
+
+    def write_few_parameters(self, parameter_list: Iterable[str], **kw: Any) -> None:
+        """Write only the parameters named in ``parameter_list`` that ``kw`` holds."""
+        self.write_parameters(**{name: kw[name] for name in parameter_list if name in kw})
+
+    def _write_parameter(self, name: str, value: Any) -> None:
+        self.write_parameters(**{name: value})
+
+    def read_parameters(self) -> dict[str, Any]:
+        """Every parameter and its current value."""
+        return {name: self.read_parameter(name) for name in self._gconfig.params}
+
+    def read_parameter(self, name: str) -> Any:
+        """The value of one parameter (``GConfigValidateError`` if there is no such one)."""
+        spec = self._spec(name)
+        return getattr(self if spec.direct else self.config, name)
+
+    def reset_parameter(self, name: str) -> None:
+        """Give a parameter its default value back."""
+        spec = self._spec(name)
+        if not spec.direct and not isinstance(spec.default, _MUTABLE):
+            self.config.__dict__.pop(name, None)
+        else:
+            self._store(spec, spec.new_default())
+
+    def reset_all_parameters(self) -> None:
+        """Give every parameter its default value back."""
+        for name in self._gconfig.params:
+            self.reset_parameter(name)
+
+    def get_gconfig_params(self) -> dict[str, ParamSpec]:
+        """The compiled template: parameter name -> ``ParamSpec`` (for docs and tools)."""
+        return dict(self._gconfig.params)
+
+    def filter_parameters(self, **settings: Any) -> dict[str, Any]:
+        """The settings that apply to this object, by ginsfsm's dotted names.
+
+        A key ``A.B`` (split at the last dot) sets parameter ``B`` when ``A`` is this
+        object's name, or the name of its class or of one of its base classes (``GObj``
+        reaches every gobj); a bare key sets that parameter on every object that has it.
+        The most specific key wins: the name, then the nearest class, then farther bases,
+        then the bare key.  A dotted key aimed at this object naming a parameter it does
+        not have is an error (a typo must not pass silently).
+        """
+        params = self._gconfig.params
+        mro_names = [cls.__name__ for cls in type(self).__mro__]
+        my_name = getattr(self, "name", "")
+        bare_rank = len(mro_names) + 1
+        chosen: dict[str, tuple[int, Any]] = {}
+        for key, value in settings.items():
+            target, dot, param = key.rpartition(".")
+            if not dot:
+                rank = bare_rank
+            elif my_name and target == my_name:
+                rank = 0
+            elif target in mro_names:
+                rank = 1 + mro_names.index(target)
+            else:
+                continue
+            if param not in params:
+                if dot:
+                    self._spec(param)  # raises, naming the parameter
+                continue
+            if param not in chosen or rank <= chosen[param][0]:
+                chosen[param] = (rank, value)
+        return {param: value for param, (_, value) in chosen.items()}

@@ -1,0 +1,53 @@
+"""Shared fixtures: a GAplic that is always closed, and a fake monotonic clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fsmio import GAplic, SMachine
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told: ``clock.advance(seconds)``."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def gaplic() -> Iterator[GAplic]:
+    """A GAplic on the default loop (uvloop when installed), closed after the test."""
+    ga = GAplic("test")
+    try:
+        yield ga
+    finally:
+        ga.close()
+
+
+@pytest.fixture
+def fake_gaplic(clock: FakeClock) -> Iterator[GAplic]:
+    """A GAplic whose timers run on the fake ``clock`` fixture (drive it with _loop())."""
+    ga = GAplic("fake", clock=clock)
+    try:
+        yield ga
+    finally:
+        ga.close()
+
+
+@pytest.fixture(autouse=True)
+def _reset_global_trace() -> Iterator[None]:
+    yield
+    SMachine.global_trace_mach(False)
