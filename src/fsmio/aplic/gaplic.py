@@ -122,7 +122,7 @@ _CANCELLED_TIMERS_REBUILD: Final = 256
 class TimerHandle:
     """A timer armed on a GAplic; ``cancel()`` it to make sure it never runs."""
 
-    __slots__ = ("_gaplic", "args", "callback", "cancelled", "deadline", "done")
+    __slots__ = ("_gaplic", "_in_heap", "args", "callback", "cancelled", "deadline", "done")
 
     def __init__(
         self,
@@ -137,12 +137,13 @@ class TimerHandle:
         self.args = args
         self.cancelled = False
         self.done = False
+        self._in_heap = True
 
     def cancel(self) -> None:
         """Never run it (nothing happens if it already ran or was cancelled)."""
         if not self.cancelled and not self.done:
             self.cancelled = True
-            self._gaplic._timer_cancelled()
+            self._gaplic._timer_cancelled(self._in_heap)
 
     def __repr__(self) -> str:
         state = "cancelled" if self.cancelled else "done" if self.done else "armed"
@@ -362,8 +363,10 @@ class GAplic(GObj):
     def _clearTimeout(self, xtimer: Any) -> None:
         xtimer.cancel()
 
-    def _timer_cancelled(self) -> None:
+    def _timer_cancelled(self, in_heap: bool) -> None:
         self._live_timers -= 1
+        if not in_heap:  # taken out by _process_timers, about to be skipped
+            return
         self._cancelled_timers += 1
         if self._cancelled_timers > _CANCELLED_TIMERS_REBUILD and self._cancelled_timers * 2 > len(
             self._timers
@@ -405,15 +408,16 @@ class GAplic(GObj):
         due: list[TimerHandle] = []
         while heap and heap[0][0] <= now:
             handle = heapq.heappop(heap)[2]
+            handle._in_heap = False
             if handle.cancelled:
                 self._cancelled_timers -= 1
             else:
-                handle.done = True
-                self._live_timers -= 1
                 due.append(handle)
         for handle in due:
             if handle.cancelled:  # cancelled by an earlier callback of this batch
                 continue
+            handle.done = True
+            self._live_timers -= 1
             try:
                 handle.callback(*handle.args)
             except Exception as exc:
