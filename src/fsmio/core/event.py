@@ -48,6 +48,12 @@ class Event:
             self.source = [source]
         self.__dict__ = kw
 
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for a name that is neither a slot nor a kw key: say which kw it has.
+        raise AttributeError(
+            f"event {self.event_name!r} has no attribute {name!r} (kw: {sorted(self.__dict__)})"
+        )
+
     @property
     def kw(self) -> dict[str, Any]:
         """The keyword data (the same dict that backs the attributes)."""
