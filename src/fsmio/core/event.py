@@ -50,6 +50,9 @@ class Event:
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for a name that is neither a slot nor a kw key: say which kw it has.
+        # (Dunder and unset-slot names fail plainly, so copy/pickle probing cannot recurse.)
+        if name.startswith("__") or name in Event.__slots__:
+            raise AttributeError(name)
         raise AttributeError(
             f"event {self.event_name!r} has no attribute {name!r} (kw: {sorted(self.__dict__)})"
         )
