@@ -1,0 +1,612 @@
+"""GConfig (spec §1.4, §2.5): templates, conversions, writes, reads, resets, dotted filters.
+
+Deliberate differences from ginsfsm checked here: invalid values and unknown names raise
+``GConfigValidateError`` (ginsfsm logged and ignored them), writes are all-or-nothing, a
+bool word that is not a bool word is invalid (ginsfsm read ``'flase'`` as False), ``float``
+is an accepted type, dict parameters take JSON strings, and the user's template wins over
+the GObj base template.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fsmio.core import registry
+from fsmio.core.errors import GConfigTemplateError, GConfigValidateError
+from fsmio.core.gconfig import (
+    FLAG_DIRECT_ATTR,
+    GConfig,
+    add_gconfig,
+    asbool,
+    compile_gconfig,
+    finite_number,
+)
+from fsmio.core.gobj import GOBJ_GCONFIG, GObj, build_gobj
+
+
+def make(template: Any) -> GConfig:
+    return GConfig(template)
+
+
+_DEFAULTS: dict[Any, Any] = {int: 0, float: 0.0}
+
+
+def one(type_: Any, value: Any, validate: Any = None, default: Any = None) -> Any:
+    """Write ``value`` to a parameter of ``type_`` and read it back."""
+    if default is None:
+        default = _DEFAULTS.get(type_)
+    cfg = GConfig({"p": [type_, default, 0, validate, "p"]})
+    cfg.write_parameters(p=value)
+    return cfg.read_parameter("p")
+
+
+# --------------------------------------------------------------------------------------
+#   Templates
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (3, "must be a dict or a list of dicts"),
+        ([{"a": [int, 0, 0, None, ""]}, 5], "must be a dict, not int"),
+        ({"": [int, 0, 0, None, ""]}, "parameter name '' is not a non-empty str"),
+        ({1: [int, 0, 0, None, ""]}, "parameter name 1 is not"),
+        ({"a": [int, 0, 0, None]}, "the definition must be"),
+        ({"a": "int"}, "the definition must be"),
+        ({"a": [int, 0, 0, None, "", 6]}, "the definition must be"),
+        ({"a": [int, 0, 0, "nope", ""]}, "validate is not callable"),
+        ({"a": [int, 0, 0, None, 5]}, "description is not a str"),
+        ({"a": [set, None, 0, None, ""]}, "type <class 'set'> is not one of"),
+        ({"a": ["int", None, 0, None, ""]}, "type 'int' is not one of"),
+        ({"a": [int, 0, "direct", None, ""]}, "flags must be an int"),
+    ],
+)
+def test_template_errors(template: Any, expected: str) -> None:
+    with pytest.raises(GConfigTemplateError) as info:
+        make(template)
+    assert expected in str(info.value)
+
+
+def test_template_error_names_the_owner() -> None:
+    class MyConf(GConfig):
+        pass
+
+    with pytest.raises(GConfigTemplateError, match=r"^MyConf: parameter 'a'"):
+        MyConf({"a": [int, 0, 0, None, 5]})
+
+
+def test_invalid_default_raises_validate_error() -> None:
+    with pytest.raises(GConfigValidateError, match="invalid default 'abc' for parameter 'n'"):
+        make({"n": [int, "abc", 0, None, ""]})
+
+
+def test_none_template_none_flags_none_description_and_subclass_types() -> None:
+    class Port(int):
+        pass
+
+    cfg = make({"a": [Port, "7", None, None, None], "b": [None, object, 0, None, None]})
+    assert cfg.read_parameter("a") == 7 and type(cfg.read_parameter("a")) is Port
+    assert cfg.get_gconfig_params()["a"].description == ""
+    assert cfg.get_gconfig_params()["a"].flags == 0
+    assert cfg.read_parameter("b") is object
+    assert make(None).read_parameters() == {}
+
+
+def test_later_template_overrides_earlier() -> None:
+    first = {"a": [int, 1, 0, None, ""], "b": [int, 2, 0, None, ""]}
+    second = {"a": [str, "x", 0, None, ""]}
+    cfg = make([first, second])
+    assert cfg.read_parameters() == {"a": "x", "b": 2}
+
+
+def test_compile_is_cached_per_template_objects() -> None:
+    template = {"a": [int, 1, 0, None, ""]}
+    assert compile_gconfig(template) is compile_gconfig(template)
+    assert compile_gconfig([template]) is compile_gconfig(template)
+    assert compile_gconfig(dict(template)) is not compile_gconfig(template)
+
+
+def test_param_spec_helpers() -> None:
+    cfg = make({"a": [None, None, 0, None, "x"], "b": [list, [1], 0, None, "y"]})
+    specs = cfg.get_gconfig_params()
+    assert specs["a"].type_name == "None"
+    assert specs["b"].type_name == "list"
+    assert repr(cfg.config) == "config(a=None, b=[1])"
+
+
+def test_add_gconfig() -> None:
+    base = {"a": [int, 1, 0, None, ""], "b": [int, 2, 0, None, ""]}
+    extra = {"b": [int, 3, 0, None, ""]}
+    merged = add_gconfig(base, extra)
+    assert merged["b"] == [int, 3, 0, None, ""] and merged["a"] is base["a"]
+    assert base["b"][1] == 2
+
+
+# --------------------------------------------------------------------------------------
+#   Conversions
+# --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "word", ["t", "true", "TRUE", "y", "Yes", "on", "1", " true ", True, 1, 2.5]
+)
+def test_bool_true(word: Any) -> None:
+    assert one(bool, word) is True
+    assert asbool(word) is True
+
+
+@pytest.mark.parametrize(
+    "word", ["f", "false", "False", "n", "no", "OFF", "0", "", "none", None, False, 0]
+)
+def test_bool_false(word: Any) -> None:
+    assert one(bool, word) is False
+    assert asbool(word) is False
+
+
+@pytest.mark.parametrize("word", ["flase", "maybe", "2", "yess"])
+def test_bool_strict_words(word: str) -> None:
+    # Deliberate: ginsfsm read any unknown word as False, so a typo silently disabled things.
+    with pytest.raises(ValueError, match="not a boolean word"):
+        asbool(word)
+    with pytest.raises(GConfigValidateError, match="expected a bool"):
+        one(bool, word)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(5, 5), ("7", 7), (" -3 ", -3), (3.0, 3), (True, 1)]
+)
+def test_int(value: Any, expected: int) -> None:
+    assert one(int, value) == expected
+    assert type(one(int, value)) is int
+
+
+@pytest.mark.parametrize("value", ["abc", "1.5", 3.5, None, [1], ""])
+def test_int_invalid(value: Any) -> None:
+    with pytest.raises(GConfigValidateError, match="expected an int"):
+        one(int, value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(1.5, 1.5), (2, 2.0), ("0.25", 0.25), (" 1e3 ", 1000.0)]
+)
+def test_float(value: Any, expected: float) -> None:
+    result = one(float, value)
+    assert result == expected and type(result) is float
+
+
+@pytest.mark.parametrize("value", ["x", None, True, [1.0]])
+def test_float_invalid(value: Any) -> None:
+    with pytest.raises(GConfigValidateError, match="expected a number"):
+        one(float, value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("a", "a"), (5, "5"), (None, None), (b"\xe9t\xe9", "\xe9t\xe9")]
+)
+def test_str(value: Any, expected: Any) -> None:
+    assert one(str, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("abc", b"abc"),
+        ("\xe9", b"\xe9"),
+        (b"x", b"x"),
+        (bytearray(b"y"), b"y"),
+        (memoryview(b"z"), b"z"),
+        (None, None),
+    ],
+)
+def test_bytes(value: Any, expected: Any) -> None:
+    result = one(bytes, value)
+    assert result == expected
+    assert result is None or type(result) is bytes
+
+
+@pytest.mark.parametrize("value", ["\u20ac", 5, [1]])
+def test_bytes_invalid(value: Any) -> None:
+    with pytest.raises(GConfigValidateError, match="expected bytes"):
+        one(bytes, value)
+
+
+@pytest.mark.parametrize("type_", [list, tuple])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("a,b c", ["a", "b", "c"]),
+        (" a ,, b\n c ", ["a", "b", "c"]),
+        ("", []),
+        (None, []),
+        ((1, 2), [1, 2]),
+        ([3], [3]),
+        (5, [5]),
+        (b"ab", [b"ab"]),
+        ({"k": 1}, [{"k": 1}]),
+        ({1}, [1]),
+    ],
+)
+def test_list_and_tuple(type_: type, value: Any, expected: list[Any]) -> None:
+    result = one(type_, value)
+    assert type(result) is type_
+    assert list(result) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"a": 1}, {"a": 1}),
+        ([("a", 1)], {"a": 1}),
+        ('{"a": [1, 2]}', {"a": [1, 2]}),
+        ('[["a", 1]]', {"a": 1}),
+        ("", {}),
+        ("  ", {}),
+        (None, {}),
+    ],
+)
+def test_dict(value: Any, expected: dict[str, Any]) -> None:
+    assert one(dict, value) == expected
+
+
+@pytest.mark.parametrize("value", ["{not json", "[1, 2]", 5, [1]])
+def test_dict_invalid(value: Any) -> None:
+    with pytest.raises(GConfigValidateError, match="expected a dict"):
+        one(dict, value)
+
+
+def test_none_type_keeps_value_as_is() -> None:
+    marker = object()
+    assert one(None, marker) is marker
+    assert one(None, "5") == "5"
+
+
+def test_validate_runs_first_and_its_value_is_used() -> None:
+    assert one(int, "10", validate=lambda v: int(v) * 2) == 20
+    # The validator's result is still converted to the type.
+    assert one(str, 5, validate=lambda v: v + 1, default=0) == "6"
+
+
+def test_validate_raising_means_invalid() -> None:
+    def positive(value: Any) -> Any:
+        if int(value) <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    with pytest.raises(GConfigValidateError, match=r"accepted by positive: must be positive"):
+        one(int, -1, validate=positive)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1, 1), (2.5, 2.5), ("3.5", 3.5), (" -1 ", -1.0)])
+def test_finite_number(value: Any, expected: float) -> None:
+    assert finite_number(value) == expected
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, "inf", "nan", True, None, [1], "x"])
+def test_finite_number_rejects(value: Any) -> None:
+    with pytest.raises(ValueError):
+        finite_number(value)
+
+
+# --------------------------------------------------------------------------------------
+#   app:<name>
+# --------------------------------------------------------------------------------------
+def test_app_values(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(registry, "_apps", {})
+    app = object()
+    registry.set_global_app("wsgi", app)
+    assert one(None, "app:wsgi") is app
+    assert one(str, "app:wsgi") is app
+    with caplog.at_level(logging.ERROR, logger="fsmio"):
+        assert one(None, "app:missing") is None
+    assert "no application registered as 'missing'" in caplog.text
+    assert one(str, "apple") == "apple"
+
+
+# --------------------------------------------------------------------------------------
+#   Direct attributes and the callable-protection rule
+# --------------------------------------------------------------------------------------
+class WithProperty(GConfig):
+    def __init__(self) -> None:
+        self.set_calls: list[Any] = []
+        GConfig.__init__(
+            self,
+            {
+                "speed": [int, 3, FLAG_DIRECT_ATTR, None, "a property"],
+                "label": [str, "x", FLAG_DIRECT_ATTR, None, "a plain attribute"],
+                "helper": [None, None, FLAG_DIRECT_ATTR, None, "named like a method"],
+                "in_config": [int, 1, 0, None, "in config"],
+            },
+        )
+
+    @property
+    def speed(self) -> int:
+        return self._speed
+
+    @speed.setter
+    def speed(self, value: int) -> None:
+        self.set_calls.append(value)
+        self._speed = value
+
+    def helper(self) -> str:
+        return "method"
+
+
+def test_direct_attr_fires_property_setter() -> None:
+    cfg = WithProperty()
+    assert cfg.set_calls == [3]
+    cfg.write_parameters(speed="9")
+    assert cfg.set_calls == [3, 9]
+    assert cfg.speed == 9 and cfg.read_parameter("speed") == 9
+    assert cfg.label == "x"
+    assert not hasattr(cfg.config, "label")
+    assert cfg.config.in_config == 1
+    assert "in_config" not in vars(cfg)
+
+
+def test_any_nonzero_flag_with_bit_zero_clear_is_not_direct() -> None:
+    # ``flags & FLAG_DIRECT_ATTR`` (ginsfsm tested ``flags and FLAG``: any flag was direct).
+    cfg = make({"a": [int, 1, 0x02, None, ""]})
+    assert cfg.config.a == 1 and "a" not in vars(cfg)
+    assert GConfig.FLAG_DIRECT_ATTR == FLAG_DIRECT_ATTR == 1
+
+
+def test_callable_protection(caplog: pytest.LogCaptureFixture) -> None:
+    cfg = WithProperty()
+    # The None default did not replace the method, silently.
+    assert cfg.helper() == "method"
+    with caplog.at_level(logging.ERROR, logger="fsmio"):
+        cfg.write_parameters(helper=None)
+    assert caplog.records == []
+    with caplog.at_level(logging.ERROR, logger="fsmio"):
+        cfg.write_parameters(helper=5)
+    assert cfg.helper() == "method"
+    assert "parameter 'helper' would replace a method; not written" in caplog.text
+    # A callable value may replace it.
+    cfg.write_parameters(helper=lambda: "replaced")
+    assert cfg.helper() == "replaced"
+
+
+# --------------------------------------------------------------------------------------
+#   Writes, reads, resets
+# --------------------------------------------------------------------------------------
+TEMPLATE: dict[str, list[Any]] = {
+    "port": [int, 0, 0, None, "port"],
+    "host": [str, "", 0, None, "host"],
+    "tags": [list, ["a"], 0, None, "tags"],
+    "opts": [dict, {"k": 1}, 0, None, "opts"],
+    "direct_list": [list, [1], FLAG_DIRECT_ATTR, None, "direct mutable"],
+    "flag": [bool, False, FLAG_DIRECT_ATTR, None, "direct"],
+}
+
+
+def test_write_parameters_is_all_or_nothing() -> None:
+    cfg = make(TEMPLATE)
+    with pytest.raises(GConfigValidateError, match="'port'"):
+        cfg.write_parameters(host="h", port="abc")
+    assert cfg.read_parameter("host") == ""
+    with pytest.raises(GConfigValidateError, match="unknown parameter 'nope'"):
+        cfg.write_parameters(host="h", nope=1)
+    assert cfg.read_parameter("host") == ""
+    cfg.write_parameters(host="h", port="80")
+    assert (cfg.config.host, cfg.config.port) == ("h", 80)
+
+
+def test_unknown_parameter_message() -> None:
+    cfg = make(TEMPLATE)
+    with pytest.raises(GConfigValidateError) as info:
+        cfg.write_parameters(prot=1)
+    msg = str(info.value)
+    assert msg.startswith("GConfig: unknown parameter 'prot'; did you mean 'port'?")
+    assert "parameters: direct_list, flag, host, opts, port, tags" in msg
+    with pytest.raises(GConfigValidateError) as info:
+        cfg.write_parameters(zzzzzz=1)
+    assert "did you mean" not in str(info.value)
+
+
+def test_unknown_parameter_message_hides_private_names() -> None:
+    cfg = make({"_private": [int, 0, 0, None, ""], "public": [int, 0, 0, None, ""]})
+    with pytest.raises(GConfigValidateError) as info:
+        cfg.write_parameters(x=1)
+    assert "(parameters: public)" in str(info.value)
+
+
+def test_write_few_parameters() -> None:
+    cfg = make(TEMPLATE)
+    cfg.write_few_parameters(["port", "host"], port=1, tags="x y", nope=3)
+    assert cfg.config.port == 1
+    assert cfg.config.tags == ["a"]
+    assert cfg.config.host == ""
+
+
+def test_private_write_parameter() -> None:
+    cfg = make(TEMPLATE)
+    cfg._write_parameter("port", "8")
+    assert cfg.config.port == 8
+
+
+def test_read_parameters_and_errors() -> None:
+    cfg = make(TEMPLATE)
+    assert cfg.read_parameters() == {
+        "port": 0,
+        "host": "",
+        "tags": ["a"],
+        "opts": {"k": 1},
+        "direct_list": [1],
+        "flag": False,
+    }
+    with pytest.raises(GConfigValidateError, match="unknown parameter 'nope'"):
+        cfg.read_parameter("nope")
+    with pytest.raises(AttributeError, match="no configuration parameter 'nope'"):
+        _ = cfg.config.nope
+
+
+def test_reset_parameter_and_reset_all() -> None:
+    cfg = make(TEMPLATE)
+    cfg.write_parameters(port=5, host="h", flag=True, direct_list=[9])
+    cfg.config.tags.append("b")
+    cfg.config.opts["z"] = 2
+    cfg.reset_parameter("port")
+    assert cfg.config.port == 0 and cfg.config.host == "h"
+    cfg.reset_all_parameters()
+    assert cfg.read_parameters() == make(TEMPLATE).read_parameters()
+    # Reset gives a fresh copy of a mutable default, not the template's object.
+    assert cfg.config.tags is not TEMPLATE["tags"][1]
+    with pytest.raises(GConfigValidateError):
+        cfg.reset_parameter("nope")  # ginsfsm: UnboundLocalError
+
+
+def test_mutable_defaults_not_shared() -> None:
+    a, b = make(TEMPLATE), make(TEMPLATE)
+    a.config.tags.append("mine")
+    a.config.opts["mine"] = True
+    a.direct_list.append("mine")  # type: ignore[attr-defined]
+    assert b.config.tags == ["a"]
+    assert b.config.opts == {"k": 1}
+    assert b.direct_list == [1]  # type: ignore[attr-defined]
+    assert TEMPLATE["tags"][1] == ["a"]
+    assert make(TEMPLATE).config.tags == ["a"]
+
+
+def test_defaults_are_not_per_instance_entries() -> None:
+    # Idle objects carry only what was written (plus their own copies of mutable defaults).
+    cfg = make(TEMPLATE)
+    assert set(vars(cfg.config)) == {"tags", "opts"}
+    cfg.write_parameters(port=1)
+    assert set(vars(cfg.config)) == {"tags", "opts", "port"}
+
+
+# --------------------------------------------------------------------------------------
+#   GObj: filter_parameters and the errors at create_gobj
+# --------------------------------------------------------------------------------------
+class Base(GObj):
+    def __init__(self) -> None:
+        GObj.__init__(self, None, {"p": [int, 0, 0, None, "p"], "q": [str, "", 0, None, "q"]})
+
+
+class Child(Base):
+    pass
+
+
+def test_user_template_wins_over_the_gobj_base() -> None:
+    class Shadow(GObj):
+        def __init__(self) -> None:
+            GObj.__init__(self, None, [{"trace_subscription": [str, "mine", 0, None, ""]}])
+
+    gobj = build_gobj("s", Shadow, None, {}, None)
+    assert gobj.config.trace_subscription == "mine"
+    assert set(GOBJ_GCONFIG) <= set(gobj.get_gconfig_params())
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"p": 1}, 1),
+        ({"GObj.p": 2, "p": 1}, 2),
+        ({"p": 1, "GObj.p": 2}, 2),
+        ({"Base.p": 3, "GObj.p": 2, "p": 1}, 3),
+        ({"p": 1, "Child.p": 4, "GObj.p": 2, "Base.p": 3}, 4),
+        ({"n.p": 5, "Child.p": 4, "p": 1}, 5),
+        ({"p": 1, "Base.p": 3, "n.p": 5}, 5),
+        ({"other.p": 9}, None),
+        ({"Other.p": 9, "p": 1}, 1),
+        ({"a.b.p": 9}, None),
+        ({"x.n.p": 9}, None),
+    ],
+)
+def test_filter_parameters_specificity(settings: dict[str, Any], expected: Any) -> None:
+    gobj = build_gobj("n", Child, None, {}, None)
+    assert gobj.filter_parameters(**settings) == ({} if expected is None else {"p": expected})
+
+
+def test_filter_parameters_dotted_name_at_the_last_dot() -> None:
+    gobj = build_gobj("a.b", Child, None, {}, None)
+    assert gobj.filter_parameters(**{"a.b.p": 7}) == {"p": 7}
+
+
+def test_filter_parameters_unknown_names() -> None:
+    gobj = build_gobj("n", Child, None, {}, None)
+    # Bare unknown names and dotted names aimed elsewhere are for other gobjs.
+    assert gobj.filter_parameters(zzz=1, **{"Other.zzz": 1, "other.zzz": 2}) == {}
+    # A dotted name aimed at this gobj with a parameter it lacks is a typo.
+    for key in ("n.pp", "Child.pp", "Base.pp", "GObj.pp"):
+        with pytest.raises(GConfigValidateError, match="unknown parameter 'pp'; did you mean"):
+            gobj.filter_parameters(**{key: 1})
+
+
+def test_filter_parameters_unnamed_gobj() -> None:
+    gobj = build_gobj(None, Child, None, {}, None)
+    assert gobj.filter_parameters(**{".p": 1}) == {}
+    assert gobj.filter_parameters(**{"Child.p": 1}) == {"p": 1}
+
+
+def test_create_gobj_unknown_parameter_message() -> None:
+    with pytest.raises(GConfigValidateError) as info:
+        build_gobj("n", Child, None, {"pp": 1}, None)
+    msg = str(info.value)
+    assert "Child 'n'" in msg and "'pp'" in msg and "did you mean 'p'" in msg
+
+
+def test_create_gobj_invalid_value_message() -> None:
+    with pytest.raises(GConfigValidateError) as info:
+        build_gobj("n", Child, None, {"p": "eighty"}, None)
+    assert str(info.value) == (
+        "Child 'n': invalid value 'eighty' for parameter 'p': expected an int"
+    )
+    assert isinstance(info.value, ValueError)
+
+
+# --------------------------------------------------------------------------------------
+#   Hypothesis: values written as strings come back converted
+# --------------------------------------------------------------------------------------
+WORD = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters=", \t\n\r\x0b\x0c"),
+    min_size=1,
+    max_size=8,
+).filter(lambda w: w == w.strip() and w.split() == [w])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers())
+def test_int_round_trip(n: int) -> None:
+    assert one(int, str(n)) == n
+    assert one(int, f"  {n} ") == n
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.floats(allow_nan=False))
+def test_float_round_trip(x: float) -> None:
+    assert one(float, repr(x)) == x
+    assert one(float, str(x)) == x
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.booleans(),
+    st.sampled_from(
+        [str, lambda b: str(b).lower(), lambda b: str(b).upper(), lambda b: str(int(b))]
+    ),
+)
+def test_bool_round_trip(value: bool, render: Any) -> None:
+    assert one(bool, render(value)) is value
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(WORD, max_size=6), st.sampled_from([",", " ", ", ", " ,\t"]))
+def test_list_round_trip(words: list[str], sep: str) -> None:
+    text = sep.join(words)
+    assert one(list, text) == words
+    assert one(tuple, text) == tuple(words)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(), max_size=6))
+def test_list_of_ints_via_validate(numbers: list[int]) -> None:
+    def ints(value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(w) for w in value.replace(",", " ").split()]
+        return value
+
+    assert one(list, ",".join(map(str, numbers)), validate=ints) == numbers
