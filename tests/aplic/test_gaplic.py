@@ -510,3 +510,46 @@ def test_second_sigint_interrupts_at_once() -> None:
     assert time.monotonic() - started < 5
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
+
+
+def test_a_forked_child_cannot_run_the_parents_gaplic() -> None:
+    program = textwrap.dedent(
+        """
+        import os, sys
+        from fsmio import GAplic
+        ga = GAplic("parent")
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ga._loop()
+            except RuntimeError as exc:
+                os._exit(0 if "forked child" in str(exc) else 2)
+            os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        ga._loop()  # the parent still runs it
+        ga.close()
+        sys.exit(os.waitstatus_to_exitcode(status))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_enqueue_from_a_foreign_thread_still_wakes_the_loop() -> None:
+    ga = GAplic("foreign")
+    rec = ga.create_gobj("rec", Recorder, ga)
+    worker = setup_gaplic_thread(ga)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not ga.is_running() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        rec.post_event(rec, "EV_PING", n=1)  # misuse: post_event from another thread
+        while not rec.events and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert rec.events == [("EV_PING", {"n": 1})]
+    finally:
+        worker.stop(timeout=5)
+        ga.close()

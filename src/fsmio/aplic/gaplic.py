@@ -49,6 +49,7 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -188,6 +189,7 @@ class GAplic(GObj):
         self._stop_future: asyncio.Future[None] | None = None
         self._shutdown_callbacks: list[Callable[[], Any]] = []
         self._closed = False
+        self._pid = os.getpid()
         self.write_parameters(**self.filter_parameters(**self.ini_settings))
         self._clock: Callable[[], float] = self.clock or time.monotonic
         registry.register_gaplic(self)
@@ -251,7 +253,10 @@ class GAplic(GObj):
         """Queue ``event`` (from this GAplic's thread); delivered in FIFO order."""
         self._qevent.append(event)
         if self._pending_handle is None and self._aio_loop is not None:
-            self._pending_handle = self._aio_loop.call_soon(self._run_pending)
+            if self._loop_thread == threading.get_ident():
+                self._pending_handle = self._aio_loop.call_soon(self._run_pending)
+            else:  # a post from a foreign thread must not touch the loop unsafely
+                self._wake_threadsafe()
 
     def enqueue_event_threadsafe(self, event: Event) -> None:
         """Queue ``event`` from any thread, and wake the loop."""
@@ -459,6 +464,12 @@ class GAplic(GObj):
             )
         if self._closed:
             raise RuntimeError(f"GAplic {self.name!r} is closed")
+        if os.getpid() != self._pid:
+            # J4: a forked child must not run (and flush) the parent's gobjs and buffers.
+            raise RuntimeError(
+                f"GAplic {self.name!r} was created in process {self._pid}; "
+                "it cannot run in a forked child: create a new GAplic there"
+            )
         self._aio_loop = loop
         self._loop_thread = threading.get_ident()
         if self._qevent or self._callbacks:
