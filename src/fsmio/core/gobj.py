@@ -171,6 +171,11 @@ class Subscription:
         return f"Subscription({names}, {self.publisher!r} -> {self.subscriber!r})"
 
 
+def _same_subscriber(a: Any, b: Any) -> bool:
+    """Gobjs and Deferreds by identity; unique names by value (equal str need not be one)."""
+    return a is b or (type(a) is str and a == b)
+
+
 def lineage(resource: GObj) -> Iterator[GObj]:
     """``resource``, its parent, its grandparent... up to the root."""
     node: GObj | None = resource
@@ -595,7 +600,7 @@ class GObj(SMachine, GConfig):
         control = {k: v for k, v in kw.items() if k in _CONTROL_KEYS}
         extra = {k: v for k, v in kw.items() if k not in _CONTROL_KEYS}
         for old in tuple(self._dl_subscriptions):
-            if old.event_names == names and old.subscriber is subscriber:
+            if old.event_names == names and _same_subscriber(old.subscriber, subscriber):
                 (self.logger or _LOG).warning(
                     "subscribe_event(): duplicate subscription %r, replacing it", old
                 )
@@ -627,7 +632,7 @@ class GObj(SMachine, GConfig):
         names = self._event_names(event_name, check_output=False)
         subscriber = self._check_subscriber(subscriber)
         for sub in tuple(self._dl_subscriptions):
-            if sub.event_names == names and sub.subscriber is subscriber:
+            if sub.event_names == names and _same_subscriber(sub.subscriber, subscriber):
                 return self.delete_subscription_by_object(sub)
         (self.logger or _LOG).error(
             "delete_subscription(): %r has no subscription of %r to %r",
