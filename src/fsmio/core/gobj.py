@@ -593,10 +593,13 @@ class GObj(SMachine, GConfig):
         ``__deferred_without_oevent__`` (call a Deferred with no event),
         ``__first_shot__`` (remove after the first delivery).  Other keywords are kept on
         the subscription.  Subscribing the same names and subscriber again replaces the
-        old subscription (with a warning).
+        old subscription (with a warning).  A destroyed publisher or subscriber (a stale
+        reference) is a ``GObjError``: nothing would ever remove the subscription.
         """
         names = self._event_names(event_name, check_output=True)
         subscriber = self._check_subscriber(subscriber)
+        if self._destroyed or (isinstance(subscriber, GObj) and subscriber._destroyed):
+            raise GObjError(f"subscribe_event(): {self!r} -> {subscriber!r}: a gobj is destroyed")
         control = {k: v for k, v in kw.items() if k in _CONTROL_KEYS}
         extra = {k: v for k, v in kw.items() if k not in _CONTROL_KEYS}
         for old in tuple(self._dl_subscriptions):
