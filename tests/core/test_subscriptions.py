@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from fsmio import GAplic
-from fsmio.core.deferred import Deferred, DeferredList
+from fsmio.core.deferred import Deferred
 from fsmio.core.errors import EventError, GObjError
 from fsmio.core.event import Event
 from fsmio.core.gobj import GObj, Subscription, build_gobj
@@ -179,22 +179,6 @@ def test_deferred_without_oevent(key: str) -> None:
     pub.subscribe_event("EV_A", Deferred(None, lambda **kw: calls.append(kw)), **{key: True})
     pub.broadcast_event("EV_A", data=1)
     assert calls == [{}]
-
-
-def test_deferred_and_deferred_list() -> None:
-    dl = DeferredList()
-    seen: list[Any] = []
-    d1 = dl.add_callback("a", lambda **kw: seen.append(("a", kw)) or "A", k=1)
-    dl.add_callback("b", lambda **kw: "B")
-    dl.add_callback("a", lambda **kw: "A2")
-    assert len(dl) == 3
-    assert dl("a", k=2) == "A" and seen == [("a", {"k": 2})]
-    assert dl("b") == "B" and dl("zz") is None
-    assert dl.delete("a") is True and dl.delete("a") is False
-    assert len(dl) == 1
-    assert repr(d1).startswith("Deferred('a', ")
-    with pytest.raises(TypeError, match="not callable"):
-        Deferred("x", "not callable")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------
@@ -501,6 +485,16 @@ def test_subscriber_destroyed_no_longer_gets_events() -> None:
     assert pub.get_subscriptions() == []
     pub.broadcast_event("EV_A")
     assert LOG == []
+
+
+def test_subscribing_a_destroyed_gobj_is_an_error() -> None:
+    pub, sub = node("pub"), node("sub")
+    GObj.destroy_gobj(sub)
+    with pytest.raises(GObjError, match="destroyed"):
+        pub.subscribe_event("EV_A", sub)
+    with pytest.raises(GObjError, match="destroyed"):
+        sub.subscribe_event("EV_A", pub)
+    assert pub.get_subscriptions() == [] and pub._held_subscriptions == {}
 
 
 def test_subscription_object_type() -> None:
