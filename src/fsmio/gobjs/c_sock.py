@@ -1,0 +1,863 @@
+"""``GSock``: a TCP (or TLS) connection as a gobj, on the GAplic's asyncio loop.
+
+A client GSock connects when it gets ``EV_CONNECT``; a GServerSock creates one (already
+connecting) for each accepted connection.  Bytes received are broadcast as ``EV_RX_DATA``;
+bytes to send go into an output queue (memory, then an unlinked temporary file) and are
+handed to the transport in chunks of ``send_bytes`` as fast as it takes them.
+
+Configuration (the first block is ginsfsm's seed page, same names, types and defaults):
+
+=========================  =====  =================  ==========================================
+name                       type   default            description
+=========================  =====  =================  ==========================================
+subscriber                 None   None               Gets every output event; None: the parent.
+host                       str    ''                 Destination host (name, IPv4 or IPv6).
+port                       int    0                  Destination port.
+ports                      tuple  ()                 Ports tried in turn with use_multi_ports.
+use_multi_ports            bool   False              get_next_dst() rotates over ``ports``.
+ip                         str    ''                 Written: the peer's resolved IP address.
+addr                       None   None               Written: the peer's address tuple
+                                                     (None while disconnected).  Direct attr.
+ssl_options                dict   {}                 TLS (see ``fsmio.gobjs.tls``): a dict of
+                                                     options or an ``ssl.SSLContext``.
+tx_buffer_size             int    4096               The transport's write high-water mark:
+                                                     above it the GSock stops handing it
+                                                     chunks (it resumes at a quarter of it).
+send_bytes                 int    18000              Largest chunk handed to the transport.
+outbuf_overflow            int    1048576            Output bytes kept in memory; the rest
+                                                     goes to an unlinked temporary file.
+close_when_flushed         bool   False              Close once the output queue has drained
+                                                     (after every byte went to the kernel).
+connected_event_name       str    EV_CONNECTED       Output name; None or '' suppresses it.
+disconnected_event_name    str    EV_DISCONNECTED    Idem.
+rx_data_event_name         str    EV_RX_DATA         Idem.
+transmit_ready_event_name  str    EV_TRANSMIT_READY  Idem.
+trace_dump                 bool   False              Hexdump tx/rx to the logger (INFO).
+_socket_map                None   {}                 Set from the GAplic: its live map
+                                                     {fd: gobj} of sockets.  Direct attr.
+_impl_poll                 None   None               Set on connect: the asyncio loop the
+                                                     GSock runs on.  Direct attr.
+n_gsocks                   int    0                  Server stat: live connections (only
+                                                     meaningful on a GServerSock).
+connect_timeout            float  30.0               Seconds for resolving, connecting and
+                                                     the TLS handshake of EV_CONNECT.
+ssl_handshake_timeout      float  60.0               TLS handshake deadline (asyncio's).
+ssl_shutdown_timeout       float  30.0               TLS close_notify deadline (asyncio's).
+drop_timeout               float  30.0               A graceful EV_DROP (or close_when_flushed)
+                                                     waits this long for pending output to
+                                                     drain, then aborts.
+outbuf_high_water          int    16777216           Pending output above which reading from
+                                                     the peer is paused.
+outbuf_low_water           int    0                  Reading resumes at or below it
+                                                     (0: a quarter of outbuf_high_water).
+outbuf_max                 int    67108864           Hard limit of pending output: a write
+                                                     beyond it drops the connection
+                                                     (reason ``tx_overflow``); 0: none.
+spill_dir                  str    None               Directory of spill files (None: the
+                                                     system's temporary directory).
+=========================  =====  =================  ==========================================
+
+Input events:
+
+* ``EV_CONNECT`` — connect.  Optional attributes ``host``, ``port``: the destination of
+  this attempt (default: ``get_next_dst()``).
+* ``EV_DROP`` — close.  Connected: pending output is delivered first (within
+  ``drop_timeout``), then the connection closes.  Connecting: the attempt is aborted.
+  Already closing: abort now.
+* ``EV_SEND_DATA`` — attribute ``data`` (bytes, or a latin-1 str): write and flush.
+* ``EV_WRITE_OUTPUT_DATA`` — attribute ``data``: write to the output queue only.
+* ``EV_FLUSH_OUTPUT_DATA`` — hand the output queue to the transport.
+
+Output events (broadcast to the subscriber; every one carries ``gsock``, the GSock):
+
+* ``EV_CONNECTED`` — ``peername``, ``sockname``: the connection is up (for TLS, after the
+  handshake).
+* ``EV_DISCONNECTED`` — ``reason``: one word: ``eof`` (the peer closed), ``dropped``
+  (EV_DROP), ``closed`` (close_when_flushed), ``reset``, ``refused``,
+  ``unresolvable``, ``timeout``, ``tls_verify_failed``, ``tls_error``, ``tx_overflow``,
+  ``handler_error``, ``shutdown``, or ``error`` (details are logged).  Exactly one per
+  ``EV_CONNECT`` (or per accepted connection), never before EV_CONNECTED's... unless
+  the connection never came up, then it is the only event.
+* ``EV_RX_DATA`` — ``data``: bytes received (one event per read of the loop, up to 256
+  KiB; never empty).
+* ``EV_TRANSMIT_READY`` — ready to take more: right after ``EV_CONNECTED``, and each
+  time output that had to wait (the transport pushed back) has all been handed over.
+
+Theory of operation
+-------------------
+The GSock *is* the asyncio ``Protocol`` (no adapter object per connection).  Its FSM has
+four states: ``ST_DISCONNECTED`` -> (EV_CONNECT) ``ST_WAIT_CONNECTED`` -> (the transport's
+``connection_made``) ``ST_CONNECTED`` -> (EV_DROP, close_when_flushed, the peer's EOF)
+``ST_WAIT_DISCONNECTED`` -> (``connection_lost``) ``ST_DISCONNECTED``.  The protocol
+callbacks enter the FSM as bottom input events (``EV_TRANSPORT_UP``,
+``EV_CONNECT_FAILED``, ``EV_TRANSPORT_LOST``) — except ``data_received``, which
+broadcasts ``EV_RX_DATA`` at once: it is the hot path.
+
+The connect runs as a task (``loop.create_connection``, non-blocking DNS, IPv4 and IPv6)
+under ``connect_timeout``; EV_DROP cancels it.  Writes go into a ``FlowQueue``; a flush
+hands chunks to ``transport.write`` until the transport calls ``pause_writing`` (its
+buffer above ``tx_buffer_size``); ``resume_writing`` flushes again.  Pending output above
+``outbuf_high_water`` pauses *reading* from the peer (so an echo facing a peer that
+never reads stays bounded), resumed at the low-water mark.
+
+The peer's EOF: the data before it was already delivered; pending output is flushed,
+then the connection closes (reason ``eof``) — half-open connections are not kept.
+
+An exception raised by a subscriber's action inside a protocol callback is given to
+``gaplic.handle_exception`` (logged once, no payload dump) and the connection is aborted
+with the reason ``handler_error``; nothing escapes into asyncio.
+
+Differences from ginsfsm: IPv6 and non-blocking DNS; EV_CONNECT's host/port honoured;
+EV_DROP aborts a pending connect; data arriving with the FIN is delivered; no empty
+EV_RX_DATA; EV_TRANSMIT_READY is a flow-control signal; buffers are fresh on every
+connection (nothing stale is replayed) and writes while disconnected are refused (return
+-1); ``tx_buffer_size`` is the transport's high-water mark; ``txed_*`` stats are counted;
+a client does TLS too, verifying certificates and host names by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from fsmio.core.errors import GObjError
+from fsmio.core.event import Event
+from fsmio.core.gconfig import FLAG_DIRECT_ATTR, finite_number
+from fsmio.core.gobj import GObj
+from fsmio.gobjs.outbuf import FlowQueue, OutBufOverflow, as_bytes
+from fsmio.gobjs.tls import make_ssl_context, server_hostname_of
+
+if TYPE_CHECKING:
+    from fsmio.aplic.gaplic import GAplic, TimerHandle
+
+__all__ = [
+    "GSOCK_FSM",
+    "GSOCK_GCONFIG",
+    "GSock",
+    "hexdump",
+    "socket_map_of",
+]
+
+_LOG = logging.getLogger("fsmio")
+
+
+# ----------------------------------------------------------------------------------------
+#   Config
+# ----------------------------------------------------------------------------------------
+def _port(value: Any) -> Any:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {value!r} is not in 0..65535")
+    return port
+
+
+def _ports(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    return tuple(_port(p) for p in (value or ()))
+
+
+def _positive_int(value: Any) -> Any:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not > 0")
+    return number
+
+
+def _non_negative_int(value: Any) -> Any:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"{value!r} is negative")
+    return number
+
+
+def _positive_seconds(value: Any) -> Any:
+    number = finite_number(value)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not > 0")
+    return number
+
+
+def _ssl_options(value: Any) -> Any:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, ssl.SSLContext):
+        return value
+    if isinstance(value, dict):
+        return dict(value)
+    raise ValueError(f"expected a dict or an ssl.SSLContext, not {type(value).__name__}")
+
+
+GSOCK_GCONFIG: Final[dict[str, list[Any]]] = {
+    "subscriber": [None, None, 0, None, "Gets every output event; None means the parent."],
+    "host": [str, "", 0, None, "Server or client host (name, IPv4 or IPv6)."],
+    "port": [int, 0, 0, _port, "Server or client port."],
+    "ports": [tuple, (), 0, _ports, "Multi ports (with use_multi_ports)."],
+    "use_multi_ports": [bool, False, 0, None, "Use the ports of `ports` in turn."],
+    "ip": [str, "", 0, None, "Written on connect: the peer's IP address."],
+    "addr": [None, None, FLAG_DIRECT_ATTR, None, "Peer name (None while disconnected)."],
+    "ssl_options": [None, {}, 0, _ssl_options, "TLS options (dict) or an ssl.SSLContext."],
+    "tx_buffer_size": [int, 4096, 0, _positive_int, "The transport's write high-water mark."],
+    "send_bytes": [int, 18000, 0, _positive_int, "Largest chunk handed to the transport."],
+    "outbuf_overflow": [int, 1048576, 0, _non_negative_int, "Output kept in memory."],
+    "close_when_flushed": [bool, False, 0, None, "Close the socket when flushed."],
+    "connected_event_name": [str, "EV_CONNECTED", 0, None, "None or '' suppresses it."],
+    "disconnected_event_name": [str, "EV_DISCONNECTED", 0, None, "None or '' suppresses it."],
+    "rx_data_event_name": [str, "EV_RX_DATA", 0, None, "None or '' suppresses it."],
+    "transmit_ready_event_name": [
+        str,
+        "EV_TRANSMIT_READY",
+        0,
+        None,
+        "None or '' suppresses it.",
+    ],
+    "trace_dump": [bool, False, FLAG_DIRECT_ATTR, None, "Hexdump tx/rx messages."],
+    "_socket_map": [None, {}, FLAG_DIRECT_ATTR, None, "Set from the GAplic: {fd: gobj}."],
+    "_impl_poll": [None, None, FLAG_DIRECT_ATTR, None, "Set on connect: the asyncio loop."],
+    "n_gsocks": [int, 0, 0, None, "Server stats: number of live gsocks."],
+    "connect_timeout": [float, 30.0, 0, _positive_seconds, "Connect deadline (s)."],
+    "ssl_handshake_timeout": [float, 60.0, 0, _positive_seconds, "TLS handshake deadline."],
+    "ssl_shutdown_timeout": [float, 30.0, 0, _positive_seconds, "TLS shutdown deadline."],
+    "drop_timeout": [float, 30.0, 0, _positive_seconds, "Graceful close deadline (s)."],
+    "outbuf_high_water": [
+        int,
+        16 * 1048576,
+        0,
+        _positive_int,
+        "Pending output above which reading from the peer pauses.",
+    ],
+    "outbuf_low_water": [
+        int,
+        0,
+        0,
+        _non_negative_int,
+        "Reading resumes at or below it (0: outbuf_high_water / 4).",
+    ],
+    "outbuf_max": [
+        int,
+        64 * 1048576,
+        0,
+        _non_negative_int,
+        "Hard limit of pending output (0: none); beyond it: drop, reason tx_overflow.",
+    ],
+    "spill_dir": [str, None, 0, None, "Directory of spill files (None: the system's)."],
+}
+
+
+# ----------------------------------------------------------------------------------------
+#   Actions
+# ----------------------------------------------------------------------------------------
+def ac_connect(self: GSock, event: Event) -> None:
+    kw = event.kw
+    host, port = self.get_next_dst()
+    if kw.get("host") is not None:
+        host = kw["host"]
+    if kw.get("port") is not None:
+        port = _port(kw["port"])
+    self._start_connect(host, port)
+
+
+def ac_already(self: GSock, event: Event) -> None:
+    (self.logger or _LOG).warning(
+        "%r: %s ignored in %s", self, event.event_name, self.get_current_state()
+    )
+
+
+def ac_abort_connect(self: GSock, event: Event) -> None:
+    task = self._connect_task
+    self._connect_task = None
+    if task is not None:
+        task.cancel()
+    self._disconnected("dropped")
+
+
+def ac_connect_failed(self: GSock, event: Event) -> None:
+    self._connect_task = None
+    self._disconnected(event.kw.get("reason", "error"))
+
+
+def ac_transport_up(self: GSock, event: Event) -> None:
+    self._connect_task = None
+    name = self.config.connected_event_name
+    if name:
+        self.broadcast_event(name, gsock=self, peername=self._peername, sockname=self._sockname)
+    if self._transport is None or self._state != "ST_CONNECTED":
+        return  # the subscriber dropped it (or it was lost) meanwhile
+    if self._queue.pending:
+        self._pump()
+    name = self.config.transmit_ready_event_name
+    if name and self._state == "ST_CONNECTED":
+        self.broadcast_event(name, gsock=self)
+
+
+def ac_send_data(self: GSock, event: Event) -> int:
+    n = self.mt_write(event.kw.get("data", b""))
+    if n >= 0:
+        self.mt_flush()
+    return n
+
+
+def ac_write(self: GSock, event: Event) -> int:
+    return self.mt_write(event.kw.get("data", b""))
+
+
+def ac_flush(self: GSock, event: Event) -> None:
+    self.mt_flush()
+
+
+def ac_refuse_write(self: GSock, event: Event) -> int:
+    (self.logger or _LOG).warning(
+        "%r: %s refused in %s: not connected", self, event.event_name, self.get_current_state()
+    )
+    return -1
+
+
+def ac_nothing(self: GSock, event: Event) -> None:
+    return None
+
+
+def ac_drop(self: GSock, event: Event) -> None:
+    self._close_gracefully("dropped")
+
+
+def ac_abort(self: GSock, event: Event) -> None:
+    self._abort(self._close_reason or "dropped")
+
+
+def ac_transport_lost(self: GSock, event: Event) -> None:
+    self._disconnected(event.kw.get("reason", "error"))
+
+
+# ----------------------------------------------------------------------------------------
+#   FSM
+# ----------------------------------------------------------------------------------------
+GSOCK_FSM: Final[dict[str, Any]] = {
+    "event_list": (
+        "EV_CONNECT: top input",
+        "EV_DROP: top input",
+        "EV_SEND_DATA: top input",
+        "EV_WRITE_OUTPUT_DATA: top input",
+        "EV_FLUSH_OUTPUT_DATA: top input",
+        "EV_CONNECTED: top output",
+        "EV_DISCONNECTED: top output",
+        "EV_RX_DATA: top output",
+        "EV_TRANSMIT_READY: top output",
+        "EV_TRANSPORT_UP: bottom input",
+        "EV_CONNECT_FAILED: bottom input",
+        "EV_TRANSPORT_LOST: bottom input",
+    ),
+    "state_list": (
+        "ST_DISCONNECTED",
+        "ST_WAIT_CONNECTED",
+        "ST_CONNECTED",
+        "ST_WAIT_DISCONNECTED",
+    ),
+    "machine": {
+        "ST_DISCONNECTED": (
+            ("EV_CONNECT", ac_connect, "ST_WAIT_CONNECTED"),
+            ("EV_DROP", ac_nothing, None),
+            ("EV_SEND_DATA", ac_refuse_write, None),
+            ("EV_WRITE_OUTPUT_DATA", ac_refuse_write, None),
+            ("EV_FLUSH_OUTPUT_DATA", ac_nothing, None),
+        ),
+        "ST_WAIT_CONNECTED": (
+            ("EV_CONNECT", ac_already, None),
+            ("EV_DROP", ac_abort_connect, "ST_DISCONNECTED"),
+            ("EV_SEND_DATA", ac_write, None),
+            ("EV_WRITE_OUTPUT_DATA", ac_write, None),
+            ("EV_FLUSH_OUTPUT_DATA", ac_nothing, None),
+            ("EV_TRANSPORT_UP", ac_transport_up, "ST_CONNECTED"),
+            ("EV_CONNECT_FAILED", ac_connect_failed, "ST_DISCONNECTED"),
+        ),
+        "ST_CONNECTED": (
+            ("EV_CONNECT", ac_already, None),
+            ("EV_DROP", ac_drop, None),
+            ("EV_SEND_DATA", ac_send_data, None),
+            ("EV_WRITE_OUTPUT_DATA", ac_write, None),
+            ("EV_FLUSH_OUTPUT_DATA", ac_flush, None),
+            ("EV_TRANSPORT_LOST", ac_transport_lost, "ST_DISCONNECTED"),
+        ),
+        "ST_WAIT_DISCONNECTED": (
+            ("EV_CONNECT", ac_already, None),
+            ("EV_DROP", ac_abort, None),
+            ("EV_SEND_DATA", ac_refuse_write, None),
+            ("EV_WRITE_OUTPUT_DATA", ac_refuse_write, None),
+            ("EV_FLUSH_OUTPUT_DATA", ac_nothing, None),
+            ("EV_TRANSPORT_LOST", ac_transport_lost, "ST_DISCONNECTED"),
+        ),
+    },
+}
+
+
+# ----------------------------------------------------------------------------------------
+#   Helpers
+# ----------------------------------------------------------------------------------------
+def hexdump(prefix: str, data: bytes, width: int = 16) -> str:
+    """ginsfsm-style hexdump: offset, hex bytes, printable characters, one line per row."""
+    lines = [f"{prefix} ({len(data)} bytes)"]
+    for offset in range(0, len(data), width):
+        row = data[offset : offset + width]
+        hexpart = " ".join(f"{b:02X}" for b in row)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+        lines.append(f"{offset:04X}: {hexpart:<{width * 3}} {text}")
+    return "\n".join(lines)
+
+
+class _SocketRegistry:
+    """Per GAplic: the live {fd: gobj} map and the shutdown sequence of its sockets."""
+
+    __slots__ = ("gaplic", "map")
+
+    def __init__(self, gaplic: GAplic) -> None:
+        self.gaplic = gaplic
+        self.map: dict[int, GObj] = {}
+        gaplic.add_shutdown_callback(self.shutdown)
+
+    def shutdown(self) -> Awaitable[None] | None:
+        """Stop listeners first, then drop every connection gracefully (pending output is
+        flushed within the GAplic's shutdown_grace; what is left is aborted by go_out)."""
+        gobjs = list(self.map.values())
+        for gobj in gobjs:
+            stop = getattr(gobj, "stop_listening", None)
+            if stop is not None:
+                stop()
+        socks = [g for g in gobjs if isinstance(g, GSock) and g._transport is not None]
+        for gsock in socks:
+            gsock._close_gracefully("shutdown")
+        if not socks:
+            return None
+        return self._wait_closed(socks)
+
+    async def _wait_closed(self, socks: list[GSock]) -> None:
+        for _ in range(1_000_000):  # bounded by shutdown_grace (wait_for) anyway
+            if all(s._transport is None for s in socks):
+                return
+            await asyncio.sleep(0.005)
+
+
+def socket_map_of(gaplic: Any) -> dict[int, GObj]:
+    """The GAplic's live map {fd: gobj} of sockets (made, with its shutdown callback, on
+    first use)."""
+    registry: _SocketRegistry | None = getattr(gaplic, "_fsmio_sockets", None)
+    if registry is None:
+        registry = _SocketRegistry(gaplic)
+        gaplic._fsmio_sockets = registry
+    return registry.map
+
+
+def _reason_of(exc: BaseException | None) -> str:
+    if exc is None:
+        return "eof"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls_verify_failed"
+    if isinstance(exc, ssl.SSLError):
+        return "tls_error"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+        return "reset"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    import socket  # local: only on the failure path
+
+    if isinstance(exc, socket.gaierror):
+        return "unresolvable"
+    if isinstance(exc, OSError) and "Multiple exceptions" in str(exc):
+        return "refused" if "111" in str(exc) or "refused" in str(exc).lower() else "error"
+    return "error"
+
+
+# ----------------------------------------------------------------------------------------
+#   GClass
+# ----------------------------------------------------------------------------------------
+class GSock(GObj, asyncio.Protocol):
+    """A TCP/TLS connection gobj (see the module documentation)."""
+
+    _global_trace_dump: bool = False
+
+    trace_dump: bool
+    addr: Any
+    _socket_map: dict[int, GObj]
+    _impl_poll: Any
+
+    def __init__(self) -> None:
+        GObj.__init__(self, GSOCK_FSM, GSOCK_GCONFIG)
+        self._transport: asyncio.Transport | None = None
+        self._queue = FlowQueue()
+        self._connect_task: asyncio.Task[None] | None = None
+        self._ssl_ctx: ssl.SSLContext | None = None
+        self._server: Any = None  # the GServerSock of an accepted connection
+        self._peername: Any = None
+        self._sockname: Any = None
+        self._fd = -1
+        self._close_reason: str | None = None
+        self._drop_timer: TimerHandle | None = None
+        self._dst_index = 0
+        self.txed_msgs = 0
+        self.txed_bytes = 0
+        self.rxed_msgs = 0
+        self.rxed_bytes = 0
+        self.last_activity = 0.0
+
+    # ------------------------------------------------------------------------------------
+    #   Life cycle
+    # ------------------------------------------------------------------------------------
+    def start_up(self) -> None:
+        """Check the TLS options, join the GAplic's socket map, and subscribe the
+        subscriber (None: the parent) to every output event."""
+        if self.gaplic is None:
+            raise GObjError(f"{self!r}: a GSock needs a GAplic (create it through one)")
+        self._ssl_ctx = make_ssl_context(self.config.ssl_options, False, repr(self))
+        self._socket_map = socket_map_of(self.gaplic)
+        subscriber = self.config.subscriber
+        if subscriber is not None or self.parent is not None:
+            self.subscribe_event(None, subscriber)
+
+    def go_out(self) -> None:
+        """Destroyed: abort the connection or the connect attempt; no more events."""
+        task = self._connect_task
+        self._connect_task = None
+        if task is not None:
+            task.cancel()
+        self._cancel_drop_timer()
+        transport = self._transport
+        if transport is not None:
+            self._close_reason = self._close_reason or "destroyed"
+            transport.abort()
+        self._unregister()
+        self._queue.close()
+        server = self._server
+        if server is not None:
+            server._child_destroyed(self)
+
+    # ------------------------------------------------------------------------------------
+    #   Public methods
+    # ------------------------------------------------------------------------------------
+    def get_next_dst(self) -> tuple[str, int]:
+        """The destination of the next EV_CONNECT: ``(host, port)``; with
+        ``use_multi_ports``, the ports of ``ports`` in turn.  Override for another policy."""
+        ports = self.config.ports
+        if self.config.use_multi_ports and ports:
+            port = ports[self._dst_index % len(ports)]
+            self._dst_index += 1
+            return self.config.host, port
+        return self.config.host, self.config.port
+
+    def get_peername(self) -> Any:
+        """The remote address of the connection (None while disconnected)."""
+        return self._peername if self._transport is not None else None
+
+    def get_sockname(self) -> Any:
+        """The connection's own address (None while disconnected)."""
+        return self._sockname if self._transport is not None else None
+
+    def is_closed(self) -> bool:
+        """No transport (never connected, or disconnected)."""
+        return self._transport is None
+
+    def is_disconnected(self) -> bool:
+        """In ST_DISCONNECTED."""
+        return self._state == "ST_DISCONNECTED"
+
+    @property
+    def pending_output(self) -> int:
+        """Bytes written and not yet handed to the transport."""
+        return self._queue.pending
+
+    @property
+    def spill_fileno(self) -> int | None:
+        """The descriptor of the output spill file (None if none); for tests and tools."""
+        return self._queue.buf.spill_fileno()
+
+    @staticmethod
+    def global_trace_dump(value: bool) -> None:
+        """Hexdump the tx/rx of every GSock (in addition to each one's ``trace_dump``)."""
+        GSock._global_trace_dump = bool(value)
+
+    def mt_send_data(self, data: Any) -> int:
+        """Write ``data`` and flush (as EV_SEND_DATA); returns what EV_SEND_DATA returns."""
+        return self.send_event(self, "EV_SEND_DATA", data=data)  # type: ignore[no-any-return]
+
+    def mt_write(self, data: Any) -> int:
+        """Queue ``data`` (bytes, or a latin-1 str); return its length, or -1 if refused
+        (not connected, or the hard limit ``outbuf_max`` reached: then the connection is
+        dropped with the reason ``tx_overflow``)."""
+        data = as_bytes(data)
+        if self._state not in ("ST_CONNECTED", "ST_WAIT_CONNECTED"):
+            (self.logger or _LOG).warning("%r: mt_write(): not connected, refused", self)
+            return -1
+        try:
+            n = self._queue.write(data)
+        except OutBufOverflow as exc:
+            (self.logger or _LOG).error("%r: output overflow (%s); dropping", self, exc)
+            self._abort("tx_overflow")
+            return -1
+        if self._queue.reading_should_pause() and self._transport is not None:
+            self._transport.pause_reading()
+        return n
+
+    def mt_flush(self) -> None:
+        """Hand the queued output to the transport (as far as it takes it now)."""
+        if self._transport is None:
+            return
+        self._pump()
+
+    def mt_drop(self) -> None:
+        """As EV_DROP."""
+        self.send_event(self, "EV_DROP")
+
+    # ------------------------------------------------------------------------------------
+    #   Connect
+    # ------------------------------------------------------------------------------------
+    def _new_queue(self) -> None:
+        config = self.config
+        self._queue.close()
+        self._queue = FlowQueue(
+            send_bytes=config.send_bytes,
+            overflow=config.outbuf_overflow,
+            high_water=config.outbuf_high_water,
+            low_water=config.outbuf_low_water or None,
+            max_size=config.outbuf_max,
+            spill_dir=config.spill_dir,
+        )
+
+    def _start_connect(self, host: str, port: int) -> None:
+        self._new_queue()
+        self._close_reason = None
+        gaplic = self.gaplic
+        if gaplic._aio_loop is None:
+            # Not running yet: start when the GAplic binds its loop.
+            gaplic.add_callback(self._create_connect_task, host, port)
+        else:
+            self._create_connect_task(host, port)
+
+    def _create_connect_task(self, host: str, port: int) -> None:
+        if self._destroyed or self._state != "ST_WAIT_CONNECTED":
+            return
+        loop = self.gaplic.loop
+        self._connect_task = loop.create_task(self._connect(host, port))
+
+    async def _connect(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        config = self.config
+        ctx = self._ssl_ctx
+        kw: dict[str, Any] = {}
+        if ctx is not None:
+            kw["ssl"] = ctx
+            kw["ssl_handshake_timeout"] = config.ssl_handshake_timeout
+            kw["ssl_shutdown_timeout"] = config.ssl_shutdown_timeout
+            server_hostname = server_hostname_of(config.ssl_options)
+            if server_hostname is not None:
+                kw["server_hostname"] = server_hostname
+        try:
+            async with asyncio.timeout(config.connect_timeout):
+                await loop.create_connection(lambda: self, host or None, port, **kw)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._destroyed or self._state != "ST_WAIT_CONNECTED":
+                return
+            reason = _reason_of(exc)
+            (self.logger or _LOG).info(
+                "%r: connect to %s:%s failed: %s (%r)", self, host, port, reason, exc
+            )
+            self._guarded(self.send_event, self, "EV_CONNECT_FAILED", reason=reason)
+
+    def _prepare_accepted(self, server: Any) -> None:
+        """Called by a GServerSock on a child it made for an accepted connection."""
+        self._server = server
+        self._new_queue()
+        self.set_new_state("ST_WAIT_CONNECTED")
+
+    # ------------------------------------------------------------------------------------
+    #   asyncio Protocol
+    # ------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        if self._destroyed or self._state != "ST_WAIT_CONNECTED":
+            transport.abort()
+            return
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self.config.tx_buffer_size)
+        self._peername = peer = transport.get_extra_info("peername")
+        self._sockname = transport.get_extra_info("sockname")
+        self.addr = peer
+        if isinstance(peer, tuple) and peer:
+            self.write_parameters(ip=str(peer[0]))
+        self._impl_poll = self.gaplic._aio_loop
+        sock = transport.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        if fd >= 0:
+            self._fd = fd
+            self._socket_map[fd] = self
+        self.last_activity = self.gaplic.time()
+        server = self._server
+        if server is not None:
+            server._child_connected(self)
+        self._guarded(self.send_event, self, "EV_TRANSPORT_UP")
+
+    def data_received(self, data: bytes) -> None:
+        self.rxed_msgs += 1
+        self.rxed_bytes += len(data)
+        self.last_activity = self.gaplic.time()
+        if self.trace_dump or GSock._global_trace_dump:
+            (self.logger or _LOG).info(hexdump(f"{self!r} RX <-", data))
+        name = self.config.rx_data_event_name
+        if name:
+            try:
+                self.broadcast_event(name, gsock=self, data=data)
+            except Exception as exc:
+                self._handler_error(exc)
+
+    def eof_received(self) -> bool | None:
+        if self._transport is None:
+            return None
+        if self._transport.get_extra_info("sslcontext") is not None:
+            # asyncio's TLS transport closes on EOF whatever we return; hand it all now.
+            queue = self._queue
+            for _ in range(queue.pending // max(1, queue.send_bytes) + 2):
+                if not queue.pending:
+                    break
+                queue.sink_paused = False
+                self._guarded(queue.flush, self._tx)
+            self._close_reason = self._close_reason or "eof"
+            return None
+        self._close_gracefully(self._close_reason or "eof")
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        transport = self._transport
+        self._transport = None
+        self._cancel_drop_timer()
+        self._unregister()
+        self._queue.close()
+        self.addr = None
+        if transport is None:
+            return
+        reason = self._close_reason or _reason_of(exc)
+        if exc is not None and reason in ("error", "tls_error"):
+            (self.logger or _LOG).info("%r: connection lost: %r", self, exc)
+        if self._destroyed:
+            return
+        self._guarded(self.send_event, self, "EV_TRANSPORT_LOST", reason=reason)
+
+    def pause_writing(self) -> None:
+        self._queue.pause()
+
+    def resume_writing(self) -> None:
+        self._queue.resume()
+        if self._transport is not None:
+            self._guarded(self._pump)
+
+    # ------------------------------------------------------------------------------------
+    #   Internals
+    # ------------------------------------------------------------------------------------
+    def _tx(self, data: bytes) -> None:
+        transport = self._transport
+        assert transport is not None
+        self.txed_msgs += 1
+        self.txed_bytes += len(data)
+        if self.trace_dump or GSock._global_trace_dump:
+            (self.logger or _LOG).info(hexdump(f"{self!r} TX ->", data))
+        transport.write(data)
+
+    def _pump(self) -> None:
+        """Flush as far as the transport takes it, then act on the flow-control edges."""
+        transport = self._transport
+        if transport is None:
+            return
+        queue = self._queue
+        queue.flush(self._tx)
+        self.last_activity = self.gaplic.time()
+        if queue.reading_should_pause():
+            transport.pause_reading()
+        elif queue.reading_should_resume() and not transport.is_closing():
+            transport.resume_reading()
+        if queue.pending:
+            return
+        if queue.should_close():
+            self._cancel_drop_timer()
+            transport.close()
+            return
+        if self._state == "ST_CONNECTED" and self.config.close_when_flushed:
+            self._close_gracefully("closed")
+            return
+        if queue.drained_after_wait() and self._state == "ST_CONNECTED":
+            name = self.config.transmit_ready_event_name
+            if name:
+                self.broadcast_event(name, gsock=self)
+
+    def _close_gracefully(self, reason: str) -> None:
+        """Deliver pending output (within drop_timeout), then close."""
+        transport = self._transport
+        if transport is None:
+            return
+        if self._state == "ST_CONNECTED":
+            self.set_new_state("ST_WAIT_DISCONNECTED")
+        if self._close_reason is None:
+            self._close_reason = reason
+        queue = self._queue
+        queue.close_when_flushed = True
+        if self._drop_timer is None and queue.pending:
+            self._drop_timer = self.gaplic.call_later(self.config.drop_timeout, self._drop_expired)
+        self._pump()
+
+    def _drop_expired(self) -> None:
+        self._drop_timer = None
+        if self._transport is not None:
+            (self.logger or _LOG).warning(
+                "%r: %d bytes still pending after drop_timeout; aborting",
+                self,
+                self._queue.pending,
+            )
+            self._transport.abort()
+
+    def _abort(self, reason: str) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if self._close_reason is None:
+            self._close_reason = reason
+        if self._state == "ST_CONNECTED":
+            self.set_new_state("ST_WAIT_DISCONNECTED")
+        self._queue.reset()
+        transport.abort()
+
+    def _cancel_drop_timer(self) -> None:
+        if self._drop_timer is not None:
+            self._drop_timer.cancel()
+            self._drop_timer = None
+
+    def _unregister(self) -> None:
+        fd = self._fd
+        if fd >= 0:
+            self._fd = -1
+            if self._socket_map.get(fd) is self:
+                del self._socket_map[fd]
+
+    def _disconnected(self, reason: str) -> None:
+        self._peername = self._sockname = None
+        self._queue.close()
+        name = self.config.disconnected_event_name
+        try:
+            if name:
+                self.broadcast_event(name, gsock=self, reason=reason)
+        finally:
+            server = self._server
+            if server is not None:
+                server._child_disconnected(self)
+
+    def _guarded(self, fn: Any, *args: Any, **kw: Any) -> None:
+        """Run ``fn`` from a protocol callback: exceptions go to the GAplic, never to
+        asyncio, and abort the connection."""
+        try:
+            fn(*args, **kw)
+        except Exception as exc:
+            self._handler_error(exc)
+
+    def _handler_error(self, exc: Exception) -> None:
+        self.gaplic.handle_exception(exc, f"{self!r} (protocol callback)")
+        self._abort("handler_error")

@@ -1,0 +1,538 @@
+"""GSock over real loopback sockets (127.0.0.1 and ::1, stdlib loop and uvloop).
+
+``Recorder`` (a gobj that records every GSock output event) and ``RawPeer`` (a plain
+non-blocking socket read from inside ``drive``) are reused by the other socket tests.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from fsmio import GAplic, GObj
+from fsmio.core.errors import GConfigValidateError
+from fsmio.core.event import Event
+from fsmio.gobjs.c_sock import GSock, hexdump, socket_map_of
+from fsmio.gobjs.c_srv_sock import GServerSock
+from tests.helpers import drive, drive_for
+
+OUTPUTS = ("EV_CONNECTED", "EV_DISCONNECTED", "EV_RX_DATA", "EV_TRANSMIT_READY")
+
+
+def _record(self: Recorder, event: Event) -> Any:
+    kw = dict(event.kw)
+    gsock = kw.pop("gsock", None)
+    self.events.append((event.event_name, kw, gsock))
+    hook = self.hooks.get(event.event_name)
+    if hook is not None:
+        return hook(self, event)
+    return None
+
+
+RECORDER_FSM = {
+    "event_list": tuple(f"{name}: bottom input" for name in (*OUTPUTS, "EV_RENAMED")),
+    "state_list": ("ST_IDLE",),
+    "machine": {
+        "ST_IDLE": tuple((name, _record, None) for name in (*OUTPUTS, "EV_RENAMED")),
+    },
+}
+
+
+class Recorder(GObj):
+    """Records (event name, kw without gsock, gsock); ``hooks[name](self, event)`` reacts."""
+
+    def __init__(self) -> None:
+        GObj.__init__(self, RECORDER_FSM)
+        self.events: list[tuple[str, dict[str, Any], Any]] = []
+        self.hooks: dict[str, Callable[[Recorder, Event], Any]] = {}
+
+    def names(self, gsock: Any = None) -> list[str]:
+        return [n for n, _, g in self.events if gsock is None or g is gsock]
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _, _ in self.events if n == name)
+
+    def data(self, gsock: Any = None) -> bytes:
+        return b"".join(
+            kw["data"]
+            for n, kw, g in self.events
+            if n == "EV_RX_DATA" and (gsock is None or g is gsock)
+        )
+
+    def reasons(self) -> list[str]:
+        return [kw["reason"] for n, kw, _ in self.events if n == "EV_DISCONNECTED"]
+
+
+def echo(self: Recorder, event: Event) -> None:
+    self.send_event(event.kw["gsock"], "EV_SEND_DATA", data=event.kw["data"])
+
+
+class RawPeer:
+    """A plain socket; ``pump()`` (call it from a drive predicate) reads what arrived."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.setblocking(False)
+        self.received = bytearray()
+        self.eof = False
+        self.error: OSError | None = None
+
+    @classmethod
+    def connect(cls, host: str, port: int) -> RawPeer:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect((host, port))
+        return cls(sock)
+
+    def pump(self) -> bool:
+        for _ in range(64):
+            try:
+                data = self.sock.recv(262144)
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                self.error = exc
+                self.eof = True
+                return True
+            if not data:
+                self.eof = True
+                return True
+            self.received += data
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def fd_count() -> int:
+    """Open descriptors, except /dev/null (libuv opens a reserve fd on it lazily)."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the fd of the listdir itself
+            continue
+        if target != "/dev/null":
+            count += 1
+    return count
+
+
+def fd_baseline(ga: GAplic) -> int:
+    """The fd count once the GAplic's loop (epoll fd, self-pipe) exists."""
+    drive_for(ga, 0.01)
+    return fd_count()
+
+
+def has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:  # pragma: no cover - machine without IPv6
+        return False
+
+
+HOSTS = [
+    "127.0.0.1",
+    pytest.param("::1", marks=pytest.mark.skipif(not has_ipv6(), reason="no IPv6")),
+]
+
+
+@pytest.fixture(params=[False, True], ids=["asyncio", "uvloop"])
+def ga(request: pytest.FixtureRequest) -> Iterator[GAplic]:
+    gaplic = GAplic("socktest", use_uvloop=request.param)
+    try:
+        yield gaplic
+    finally:
+        gaplic.close()
+
+
+def refusing_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on (bound then closed; tornado's trick, simplified)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def make_pair(
+    ga: GAplic, host: str = "127.0.0.1", **server_kw: Any
+) -> tuple[Recorder, GServerSock, Recorder, GSock]:
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host=host, port=0, **server_kw)
+    cli_user = ga.create_gobj("cli_user", Recorder, None)
+    client = ga.create_gobj("client", GSock, cli_user, host=host, port=server.config.port)
+    return srv_user, server, cli_user, client
+
+
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("host", HOSTS)
+def test_full_event_order_client_and_server(ga: GAplic, host: str) -> None:
+    srv_user, server, cli_user, client = make_pair(ga, host)
+    srv_user.hooks["EV_RX_DATA"] = echo
+    cli_user.hooks["EV_CONNECTED"] = lambda self, ev: self.send_event(
+        ev.kw["gsock"], "EV_SEND_DATA", data=b"hello"
+    )
+    cli_user.hooks["EV_RX_DATA"] = lambda self, ev: self.send_event(ev.kw["gsock"], "EV_DROP")
+    baseline = fd_baseline(ga)
+    cli_user.send_event(client, "EV_CONNECT")
+    assert client.get_current_state() == "ST_WAIT_CONNECTED"
+    drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1 and cli_user.count("EV_DISCONNECTED"))
+    assert cli_user.names() == [
+        "EV_CONNECTED",
+        "EV_TRANSMIT_READY",
+        "EV_RX_DATA",
+        "EV_DISCONNECTED",
+    ]
+    assert srv_user.names() == [
+        "EV_CONNECTED",
+        "EV_TRANSMIT_READY",
+        "EV_RX_DATA",
+        "EV_DISCONNECTED",
+    ]
+    assert cli_user.reasons() == ["dropped"] and srv_user.reasons() == ["eof"]
+    assert cli_user.data() == b"hello" and srv_user.data() == b"hello"
+    _, kw, gsock = cli_user.events[0]
+    assert gsock is client
+    assert kw["peername"][:2] == (host, server.config.port)
+    assert kw["sockname"][0] == host
+    _, skw, child = srv_user.events[0]
+    assert child.name == "clisrv_0" and child.parent is server
+    assert skw["peername"] == kw["sockname"] and skw["sockname"] == kw["peername"]
+    assert client.config.ip == host
+    assert client.get_current_state() == "ST_DISCONNECTED"
+    assert client.addr is None and client.get_peername() is None
+    assert (client.txed_msgs, client.txed_bytes, client.rxed_msgs, client.rxed_bytes) == (
+        1,
+        5,
+        1,
+        5,
+    )
+    assert client.last_activity > 0
+    # the server destroys its child through the queue, after the subscriber saw the event
+    drive(ga, lambda: child._destroyed)
+    assert server.config.n_gsocks == 0 and list(server.dl_childs) == []
+    drive(ga, lambda: fd_count() <= baseline)
+    assert list(socket_map_of(ga).values()) == [server]
+
+
+def test_n_gsocks_counts_live_connections(ga: GAplic) -> None:
+    srv_user, server, _, _ = make_pair(ga)
+    peers = [RawPeer.connect("127.0.0.1", server.config.port) for _ in range(3)]
+    try:
+        drive(ga, lambda: server.config.n_gsocks == 3)
+        assert sorted(c.name for c in server.get_gsocks()) == ["clisrv_0", "clisrv_1", "clisrv_2"]
+        assert len([g for g in socket_map_of(ga).values() if isinstance(g, GSock)]) == 3
+        peers[0].close()
+        drive(ga, lambda: server.config.n_gsocks == 2 and len(list(server.dl_childs)) == 2)
+    finally:
+        for p in peers:
+            p.close()
+    drive(ga, lambda: server.config.n_gsocks == 0 and not list(server.dl_childs))
+    assert srv_user.count("EV_CONNECTED") == 3 and srv_user.count("EV_DISCONNECTED") == 3
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_refused_gives_one_disconnected_and_no_connected(ga: GAplic, host: str) -> None:
+    user = ga.create_gobj("user", Recorder, None)
+    client = ga.create_gobj("client", GSock, user, host=host, port=refusing_port(host))
+    baseline = fd_baseline(ga)
+    user.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: user.count("EV_DISCONNECTED") == 1)
+    drive_for(ga, 0.05)
+    assert user.names() == ["EV_DISCONNECTED"] and user.reasons() == ["refused"]
+    assert client.get_current_state() == "ST_DISCONNECTED"
+    drive(ga, lambda: fd_count() <= baseline)
+
+
+def test_unresolvable_host(ga: GAplic) -> None:
+    user = ga.create_gobj("user", Recorder, None)
+    client = ga.create_gobj("client", GSock, user, host="no-such-host.invalid", port=80)
+    user.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: user.count("EV_DISCONNECTED") == 1)
+    assert user.names() == ["EV_DISCONNECTED"] and user.reasons() == ["unresolvable"]
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A port whose SYNs are never answered: listen(0), never accept, backlog filled."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = lsock.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        err = s.connect_ex(("127.0.0.1", port))
+        assert err in (0, errno.EINPROGRESS)
+        fillers.append(s)
+    try:
+        yield port
+    finally:
+        for s in fillers:
+            s.close()
+        lsock.close()
+
+
+def test_connect_timeout(ga: GAplic, blackhole: int) -> None:
+    user = ga.create_gobj("user", Recorder, None)
+    client = ga.create_gobj(
+        "client", GSock, user, host="127.0.0.1", port=blackhole, connect_timeout=0.3
+    )
+    start = time.monotonic()
+    user.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: user.count("EV_DISCONNECTED") == 1)
+    elapsed = time.monotonic() - start
+    assert user.names() == ["EV_DISCONNECTED"] and user.reasons() == ["timeout"]
+    assert 0.25 <= elapsed <= 0.8
+
+
+def test_drop_aborts_a_pending_connect(ga: GAplic, blackhole: int) -> None:
+    user = ga.create_gobj("user", Recorder, None)
+    client = ga.create_gobj("client", GSock, user, host="127.0.0.1", port=blackhole)
+    user.send_event(client, "EV_CONNECT")
+    drive_for(ga, 0.05)
+    assert client.get_current_state() == "ST_WAIT_CONNECTED"
+    user.send_event(client, "EV_DROP")
+    assert user.names() == ["EV_DISCONNECTED"] and user.reasons() == ["dropped"]
+    drive_for(ga, 0.1)
+    assert user.names() == ["EV_DISCONNECTED"]
+    assert client._connect_task is None
+
+
+def test_destroy_while_connecting_delivers_nothing(ga: GAplic, blackhole: int) -> None:
+    user = ga.create_gobj("user", Recorder, None)
+    client = ga.create_gobj("client", GSock, user, host="127.0.0.1", port=blackhole)
+    user.send_event(client, "EV_CONNECT")
+    drive_for(ga, 0.05)
+    GObj.destroy_gobj(client)
+    drive_for(ga, 0.1)
+    assert user.events == []
+
+
+def test_connect_override_host_and_port(ga: GAplic) -> None:
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+    user = ga.create_gobj("user", Recorder, None)
+    client = ga.create_gobj("client", GSock, user, host="127.0.0.1", port=refusing_port())
+    user.send_event(client, "EV_CONNECT", host="127.0.0.1", port=server.config.port)
+    drive(ga, lambda: user.count("EV_CONNECTED") == 1)
+    assert client.get_peername()[1] == server.config.port
+    assert user.events[0][1]["peername"][1] == server.config.port
+
+
+def test_reconnect_with_fresh_buffers(ga: GAplic) -> None:
+    srv_user, _server, cli_user, client = make_pair(ga)
+    cli_user.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: srv_user.count("EV_CONNECTED") == 1)
+    # Queued but never flushed: must not be replayed on the next connection.
+    assert cli_user.send_event(client, "EV_WRITE_OUTPUT_DATA", data=b"stale") == 5
+    srv_child = srv_user.events[0][2]
+    srv_user.send_event(srv_child, "EV_DROP")
+    drive(ga, lambda: cli_user.count("EV_DISCONNECTED") == 1)
+    assert cli_user.reasons() == ["eof"]
+    assert client.pending_output == 0
+    assert cli_user.send_event(client, "EV_SEND_DATA", data=b"lost") == -1
+    cli_user.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: srv_user.count("EV_CONNECTED") == 2)
+    cli_user.send_event(client, "EV_SEND_DATA", data=b"fresh")
+    drive(ga, lambda: srv_user.data() == b"fresh")
+    drive_for(ga, 0.05)
+    assert srv_user.data() == b"fresh"
+
+
+def test_data_written_while_connecting_is_sent_once_connected(ga: GAplic) -> None:
+    srv_user, _, cli_user, client = make_pair(ga)
+    cli_user.send_event(client, "EV_CONNECT")
+    assert cli_user.send_event(client, "EV_SEND_DATA", data=b"early") == 5
+    drive(ga, lambda: srv_user.data() == b"early")
+
+
+def test_data_with_fin_is_delivered_before_disconnected(ga: GAplic) -> None:
+    srv_user, server, _, _ = make_pair(ga)
+    srv_user.hooks["EV_RX_DATA"] = echo
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        peer.sock.sendall(b"last words")
+        peer.sock.shutdown(socket.SHUT_WR)
+        drive(ga, lambda: peer.pump() and peer.eof)
+        assert bytes(peer.received) == b"last words" and peer.error is None
+    finally:
+        peer.close()
+    drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1)
+    assert srv_user.names()[-2:] == ["EV_RX_DATA", "EV_DISCONNECTED"]
+    assert srv_user.data() == b"last words" and srv_user.reasons() == ["eof"]
+
+
+def test_multi_ports_server_and_client(ga: GAplic) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    busy_port = busy.getsockname()[1]
+    free_port = refusing_port()
+    try:
+        srv_user = ga.create_gobj("srv_user", Recorder, None)
+        server = ga.create_gobj(
+            "server",
+            GServerSock,
+            srv_user,
+            host="127.0.0.1",
+            use_multi_ports=True,
+            ports=(busy_port, free_port),
+        )
+        assert server.config.port == free_port == server.get_sockname()[1]
+        user = ga.create_gobj("user", Recorder, None)
+        client = ga.create_gobj(
+            "client",
+            GSock,
+            user,
+            host="127.0.0.1",
+            use_multi_ports=True,
+            ports=f"{refusing_port()}, {free_port}",
+        )
+        assert client.get_next_dst()[1] != free_port  # first: the refused one
+        user.send_event(client, "EV_CONNECT")  # second: the live one
+        drive(ga, lambda: user.count("EV_CONNECTED") == 1)
+        assert client.get_peername()[1] == free_port
+    finally:
+        busy.close()
+
+
+def test_port_in_use_fails_at_create_gobj(ga: GAplic) -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        baseline = fd_baseline(ga)
+        with pytest.raises(OSError, match=r"cannot listen on 127\.0\.0\.1:\d+") as info:
+            ga.create_gobj("s", GServerSock, None, host="127.0.0.1", port=busy.getsockname()[1])
+        assert info.value.errno == errno.EADDRINUSE
+        assert fd_count() == baseline
+        assert ga.get_unique_named_gobjs() == [] and list(ga._roots) == []
+    finally:
+        busy.close()
+
+
+def test_bad_config_values(ga: GAplic) -> None:
+    with pytest.raises(GConfigValidateError, match="port"):
+        ga.create_gobj("c", GSock, None, port=70000)
+    with pytest.raises(GConfigValidateError, match="send_bytes"):
+        ga.create_gobj("c", GSock, None, send_bytes=0)
+    with pytest.raises(GConfigValidateError, match="ssl_options"):
+        ga.create_gobj("c", GSock, None, ssl_options=["x"])
+
+
+def test_suppressed_and_renamed_events(ga: GAplic) -> None:
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj(
+        "server",
+        GServerSock,
+        srv_user,
+        host="127.0.0.1",
+        port=0,
+        transmit_ready_event_name=None,
+        rx_data_event_name="EV_RENAMED",
+        connected_event_name="",
+    )
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        peer.sock.sendall(b"x")
+        drive(ga, lambda: srv_user.count("EV_RENAMED") == 1)
+    finally:
+        peer.close()
+    drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1)
+    assert srv_user.names() == ["EV_RENAMED", "EV_DISCONNECTED"]
+
+
+def test_handler_exception_goes_to_gaplic_and_drops(
+    ga: GAplic, caplog: pytest.LogCaptureFixture
+) -> None:
+    srv_user, _server, cli_user, client = make_pair(ga)
+
+    def boom(self: Recorder, event: Event) -> None:
+        raise ZeroDivisionError("boom")
+
+    srv_user.hooks["EV_RX_DATA"] = boom
+    cli_user.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: cli_user.count("EV_CONNECTED") == 1)
+    with caplog.at_level(logging.ERROR):
+        cli_user.send_event(client, "EV_SEND_DATA", data=b"\x01secret")
+        drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1)
+        drive(ga, lambda: cli_user.count("EV_DISCONNECTED") == 1)
+    assert srv_user.reasons() == ["handler_error"]
+    assert cli_user.reasons() in (["reset"], ["eof"])
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "ZeroDivisionError" in errors[0].getMessage()
+    assert "asyncio" not in errors[0].name
+    assert "secret" not in caplog.text  # no payload dump
+
+
+def test_trace_dump(ga: GAplic, caplog: pytest.LogCaptureFixture) -> None:
+    srv_user, _server, cli_user, client = make_pair(ga)
+    client.trace_dump = True
+    cli_user.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: cli_user.count("EV_CONNECTED") == 1)
+    with caplog.at_level(logging.INFO, logger="fsmio"):
+        cli_user.send_event(client, "EV_SEND_DATA", data=b"ABC\x00")
+        drive(ga, lambda: srv_user.data() == b"ABC\x00")
+    assert "TX ->" in caplog.text and "41 42 43 00" in caplog.text
+    assert hexdump("p", b"AB").splitlines() == ["p (2 bytes)", "0000: 41 42".ljust(55) + "AB"]
+
+
+def test_str_is_latin1_and_bad_types_raise(ga: GAplic) -> None:
+    srv_user, _, cli_user, client = make_pair(ga)
+    cli_user.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: cli_user.count("EV_CONNECTED") == 1)
+    assert client.mt_send_data("é") == 1
+    assert client.mt_write(b"") == 0
+    with pytest.raises(TypeError):
+        client.mt_write(123)
+    drive(ga, lambda: srv_user.data() == b"\xe9")
+
+
+def test_close_when_flushed_small(ga: GAplic) -> None:
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj(
+        "server", GServerSock, srv_user, host="127.0.0.1", port=0, close_when_flushed=True
+    )
+    srv_user.hooks["EV_CONNECTED"] = lambda self, ev: self.send_event(
+        ev.kw["gsock"], "EV_SEND_DATA", data=b"bye"
+    )
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        drive(ga, lambda: peer.pump() and peer.eof)
+        assert bytes(peer.received) == b"bye"
+    finally:
+        peer.close()
+    drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1)
+    assert srv_user.reasons() == ["closed"]
+
+
+def test_gaplic_stop_flushes_then_closes(ga: GAplic) -> None:
+    """The shutdown callback: listeners stop, pending output is flushed, then closed."""
+    srv_user, server, _, _ = make_pair(ga)
+    payload = os.urandom(3 * 1048576)
+    srv_user.hooks["EV_CONNECTED"] = lambda self, ev: self.send_event(
+        ev.kw["gsock"], "EV_SEND_DATA", data=payload
+    )
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        drive(ga, lambda: srv_user.count("EV_CONNECTED") == 1)
+        ga.stop()
+        loop = ga.loop
+        task = loop.create_task(ga._shutdown())
+        drive(ga, lambda: (peer.pump() or True) and task.done() and peer.eof, timeout=10)
+        assert bytes(peer.received) == payload
+        assert not server.is_listening()
+        assert srv_user.reasons() == ["shutdown"]
+    finally:
+        peer.close()
