@@ -171,6 +171,16 @@ class Subscription:
         return f"Subscription({names}, {self.publisher!r} -> {self.subscriber!r})"
 
 
+def _trace_fields(gobj: GObj, phase: str, **more: Any) -> dict[str, Any]:
+    """The structured ``extra`` of a creation or subscription trace line (as in SMachine's)."""
+    return {"fsm_gclass": type(gobj).__name__, "fsm_gobj": str(gobj), "fsm_phase": phase, **more}
+
+
+def _sub_fields(gobj: GObj, phase: str, sub: Subscription) -> dict[str, Any]:
+    names = None if sub.event_names is None else sorted(sub.event_names)
+    return _trace_fields(gobj, phase, fsm_event=names, fsm_subscriber=repr(sub.subscriber))
+
+
 def _same_subscriber(a: Any, b: Any) -> bool:
     """Gobjs and Deferreds by identity; unique names by value (equal str need not be one)."""
     return a is b or (type(a) is str and a == b)
@@ -340,7 +350,7 @@ class GObj(SMachine, GConfig):
         gobj._destroyed = True
         log = gobj.logger or _LOG
         if gobj.trace_creation:
-            log.info("Destroying --> %r", gobj)
+            log.info("Destroying --> %r", gobj, extra=_trace_fields(gobj, "destroying"))
         for child in list(gobj._dl_childs):
             GObj.destroy_gobj(child)
         gobj.delete_all_subscriptions(force=True)
@@ -357,7 +367,7 @@ class GObj(SMachine, GConfig):
         if gaplic is not None and gaplic is not gobj:
             gaplic._forget_gobj(gobj)
         if gobj.trace_creation:
-            log.info("Destroyed! <-- %r", gobj)
+            log.info("Destroyed! <-- %r", gobj, extra=_trace_fields(gobj, "destroyed"))
 
     @staticmethod
     def get_random_name(prefix: str = "") -> str:
@@ -477,7 +487,13 @@ class GObj(SMachine, GConfig):
         else:
             raise EventError(f"{self!r}: an event must be a str or an Event, not {event!r}")
         if self.config.trace_subscription:
-            (self.logger or _LOG).info("BROADCAST event: %r %s %r", self, name, kw)
+            (self.logger or _LOG).info(
+                "BROADCAST event: %r %s %r",
+                self,
+                name,
+                kw,
+                extra=_trace_fields(self, "broadcast", fsm_event=name),
+            )
         several = len(subs) > 1
         pristine = dict(kw) if several else kw
         served: set[int] | None = set() if several else None
@@ -614,7 +630,9 @@ class GObj(SMachine, GConfig):
         if isinstance(subscriber, GObj):
             subscriber._held_subscriptions[sub] = None
         if self.config.trace_subscription:
-            (self.logger or _LOG).info("NEW Subscription: %r", sub)
+            (self.logger or _LOG).info(
+                "NEW Subscription: %r", sub, extra=_sub_fields(self, "subscribe", sub)
+            )
         new_subscriptor_event = self.config.__new_subscriptor_event__
         if new_subscriptor_event:
             self.send_event(self, new_subscriptor_event, subscriber=subscriber, subscription=sub)
@@ -627,7 +645,9 @@ class GObj(SMachine, GConfig):
         if isinstance(subscriber, GObj):
             subscriber._held_subscriptions.pop(sub, None)
         if self.config.trace_subscription:
-            (self.logger or _LOG).info("DEL Subscription: %r", sub)
+            (self.logger or _LOG).info(
+                "DEL Subscription: %r", sub, extra=_sub_fields(self, "unsubscribe", sub)
+            )
 
     def delete_subscription(self, event_name: Any, subscriber: Any) -> bool:
         """Remove the subscription of ``subscriber`` to ``event_name``; whether it was found
@@ -712,7 +732,12 @@ def build_gobj(
     if gaplic is not None and gaplic.ini_settings:
         gobj.write_parameters(**gobj.filter_parameters(**gaplic.ini_settings))
     if gobj.trace_creation:
-        (gobj.logger or _LOG).info("Creating --> '%s:%s'", gclass.__name__, gobj.__name__)
+        (gobj.logger or _LOG).info(
+            "Creating --> '%s:%s'",
+            gclass.__name__,
+            gobj.__name__,
+            extra=_trace_fields(gobj, "creating"),
+        )
     if gobj.config.re_name:
         gobj._re_compiled_name = re.compile(gobj.config.re_name)
     unique = bool(gobj.__unique_name__)
@@ -725,7 +750,9 @@ def build_gobj(
     if gaplic is not None:
         gaplic._adopt_gobj(gobj)
     if gobj.trace_creation:
-        (gobj.logger or _LOG).info("Created <--%s %r", "!" if unique else "", gobj)
+        (gobj.logger or _LOG).info(
+            "Created <--%s %r", "!" if unique else "", gobj, extra=_trace_fields(gobj, "created")
+        )
     try:
         gobj.start_up()
     except BaseException:
