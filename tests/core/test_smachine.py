@@ -542,6 +542,46 @@ def test_synchronous_cycle_raises_send_depth_error_not_recursion_error() -> None
     assert a._ctx.depth == 0
 
 
+def _helper3(gobj: GObj) -> Any:
+    return gobj.send_event(gobj, "EV_GO")
+
+
+def _helper2(gobj: GObj) -> Any:
+    return _helper3(gobj)
+
+
+def _helper1(gobj: GObj) -> Any:
+    return _helper2(gobj)
+
+
+def ac_through_helpers(self: GObj, event: Event) -> Any:
+    return _helper1(self)
+
+
+class HelperLoop(GObj):
+    def __init__(self) -> None:
+        GObj.__init__(
+            self,
+            {
+                "event_list": ("EV_GO",),
+                "state_list": ("ST_A",),
+                "machine": {"ST_A": (("EV_GO", ac_through_helpers, None),)},
+            },
+        )
+
+
+@pytest.mark.parametrize("trace", [0, 1])
+def test_cycle_through_helper_calls_still_ends_in_send_depth_error(
+    caplog: pytest.LogCaptureFixture, trace: int
+) -> None:
+    # Real actions call helpers that call send_event: several frames per nesting level.
+    # The guard must trip before Python's recursion limit does.
+    a = build_gobj("a", HelperLoop, None, {"trace_mach": trace, "logger": _SILENT}, None)
+    with pytest.raises(SendDepthError):
+        a.send_event(a, "EV_GO")
+    assert a._ctx.depth == 0
+
+
 def test_ping_pong_cycle_raises_send_depth_error() -> None:
     a = build_gobj("a", Forward, None, {}, None)
     b = build_gobj("b", Forward, None, {"peer": a}, None)
@@ -748,4 +788,4 @@ def test_random_invalid_fsm_reports_every_problem(injected: set[str], n_states: 
 
 def test_module_constants() -> None:
     assert smachine_mod.EMPTY_FSM == {"event_list": (), "state_list": (), "machine": {}}
-    assert MAX_SEND_DEPTH >= 64
+    assert 32 <= MAX_SEND_DEPTH <= 100

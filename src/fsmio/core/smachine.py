@@ -55,7 +55,9 @@ Row = tuple[Action | None, str | None, dict[str, Any] | None]
 EMPTY_FSM: Final[dict[str, Any]] = {"event_list": (), "state_list": (), "machine": {}}
 
 #: Deepest nesting of synchronous ``send_event`` calls before ``SendDepthError``.
-MAX_SEND_DEPTH: Final = 200
+#: Low enough that a cycle whose actions go through several helper calls per send still
+#: stops here, well inside the default recursion limit of 1000 frames (catalogue G4).
+MAX_SEND_DEPTH: Final = 64
 
 _LOG = logging.getLogger("fsmio")
 _WORDS = re.compile(r"[\s,.]+")
