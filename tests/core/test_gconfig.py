@@ -97,6 +97,12 @@ def test_none_template_none_flags_none_description_and_subclass_types() -> None:
     assert make(None).read_parameters() == {}
 
 
+def test_logger_argument() -> None:
+    log = logging.getLogger("fsmio.tests.gconfig")
+    assert GConfig({}, logger=log).logger is log
+    assert GConfig({}).logger is None
+
+
 def test_later_template_overrides_earlier() -> None:
     first = {"a": [int, 1, 0, None, ""], "b": [int, 2, 0, None, ""]}
     second = {"a": [str, "x", 0, None, ""]}

@@ -554,3 +554,30 @@ def test_gobj_direct_base_params() -> None:
     assert g.trace_mach == 0
     g.write_parameters(trace_mach=True)
     assert g.trace_mach == 1
+    g.write_parameters(trace_mach="no")
+    assert g.trace_mach == 0
+
+
+@pytest.mark.parametrize("word", ["flase", "verbose", "1.5"])
+def test_trace_mach_typo_is_invalid(word: str) -> None:
+    # Like every bool parameter: a word that is not a bool word must not read as "off".
+    with pytest.raises(GConfigValidateError, match="trace_mach"):
+        new("g", trace_mach=word)
+
+
+def test_a_gclass_logger_is_kept_under_a_gaplic(gaplic: GAplic) -> None:
+    mine = logging.getLogger("fsmio.tests.own")
+
+    class OwnLogger(Echo):
+        def __init__(self) -> None:
+            Echo.__init__(self)
+            self.logger = mine
+
+    g = gaplic.create_gobj("own", OwnLogger, gaplic)
+    assert g.logger is mine
+    assert gaplic.create_gobj("plain", Echo, gaplic).logger is gaplic.logger
+
+
+def test_resolve_a_gobj_is_itself() -> None:
+    a = new("a")
+    assert a._resolve(a) is a

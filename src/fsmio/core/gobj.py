@@ -34,7 +34,7 @@ from . import registry
 from .deferred import Deferred
 from .errors import EventError, GObjError
 from .event import Event, new_event
-from .gconfig import FLAG_DIRECT_ATTR, GConfig
+from .gconfig import FLAG_DIRECT_ATTR, GConfig, asbool
 from .smachine import _DEFAULT_CONTEXT, EMPTY_FSM, SMachine
 
 __all__ = [
@@ -56,7 +56,7 @@ def _trace_level(value: Any) -> int:
         word = value.strip().lower()
         if word.isdigit():
             return int(word)
-        return 1 if word in ("t", "true", "y", "yes", "on") else 0
+        return 1 if asbool(word) else 0  # a typo is invalid, as for every bool parameter
     return int(value) if value else 0
 
 
