@@ -4,7 +4,8 @@ The listening socket is made, bound and put to listen *synchronously* in ``start
 a port in use (or a bad host) fails at ``create_gobj`` with an ``OSError`` that names the
 address; the bound port is then in ``config.port`` (port 0 picks a free one) and in
 ``get_sockname()``.  Accepting starts when the GAplic's loop runs
-(``loop.create_server(sock=...)``).
+(its own accept loop on ``loop.add_reader``: asyncio 3.11 floods the log on EMFILE and
+uvloop closes the server, so neither one's ``create_server`` is used).
 
 Each accepted connection becomes a child GSock named ``clisrv_<hex n>`` whose parent is
 the server and whose subscriber is the server's subscriber (None: the server's parent):
@@ -53,15 +54,20 @@ the subscriber; its child is destroyed once ``ssl_handshake_timeout`` has passed
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import math
 import socket
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from fsmio.core.event import Event
-from fsmio.core.gconfig import add_gconfig
+from fsmio.core.gconfig import add_gconfig, finite_number
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_sock import GSOCK_GCONFIG, GSock, socket_map_of
 from fsmio.gobjs.tls import make_ssl_context
+
+if TYPE_CHECKING:
+    from fsmio.aplic.gaplic import TimerHandle
 
 __all__ = ["GSERVERSOCK_FSM", "GSERVERSOCK_GCONFIG", "GServerSock"]
 
@@ -71,6 +77,13 @@ _LOG = logging.getLogger("fsmio")
 # ----------------------------------------------------------------------------------------
 #   Config
 # ----------------------------------------------------------------------------------------
+def _positive_seconds(value: Any) -> Any:
+    number = finite_number(value)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not > 0")
+    return number
+
+
 def _backlog(value: Any) -> Any:
     number = int(value)
     if number <= 0:
@@ -84,6 +97,13 @@ GSERVERSOCK_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
         "backlog": [int, 1024, 0, _backlog, "listen() backlog."],
         "reuse_address": [bool, True, 0, None, "SO_REUSEADDR."],
         "reuse_port": [bool, False, 0, None, "SO_REUSEPORT."],
+        "accept_retry_delay": [
+            float,
+            0.25,
+            0,
+            _positive_seconds,
+            "Out of descriptors on accept: retry after this many seconds.",
+        ],
     },
 )
 
@@ -141,11 +161,25 @@ GSERVERSOCK_FSM: Final[dict[str, Any]] = {
 # ----------------------------------------------------------------------------------------
 #   GClass
 # ----------------------------------------------------------------------------------------
-class _Refuse(asyncio.Protocol):
-    """Given to asyncio when a child could not be made: close the connection at once."""
+# Accept errors that mean "out of resources": stop accepting for accept_retry_delay.
+_RESOURCE_ERRNOS: Final = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+# Accept errors about one peer (it went away, a firewall said no): take the next one.
+_PEER_ERRNOS: Final = frozenset(
+    (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ECONNRESET, errno.ETIMEDOUT)
+)
+# While accept keeps failing for lack of resources, log at most once per this many seconds.
+_RESOURCE_LOG_INTERVAL: Final = 10.0
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.abort()  # type: ignore[attr-defined]
+
+class _Attach:
+    """An accepted socket being attached to its child GSock (a task)."""
+
+    __slots__ = ("conn", "started", "task")
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.started = False
+        self.task: asyncio.Task[None] | None = None
 
 
 class GServerSock(GObj):
@@ -160,22 +194,25 @@ class GServerSock(GObj):
         GObj.__init__(self, GSERVERSOCK_FSM, GSERVERSOCK_GCONFIG)
         self._sock: socket.socket | None = None
         self._fd = -1
-        self._aio_server: asyncio.AbstractServer | None = None
-        self._serve_task: asyncio.Task[None] | None = None
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        self._retry: TimerHandle | None = None
+        self._resource_errors = 0
+        self._resource_logged_at = -math.inf
         self._ssl_ctx: Any = None
         self._child_subscriber: Any = None
         self._child_kw: dict[str, Any] = {}
         self._seq = 0
         self._live: dict[GSock, None] = {}
         self._released: set[GSock] = set()
-        self._reapers: dict[GSock, Any] = {}
+        self._attaching: dict[GSock, _Attach] = {}
         self._sockname: Any = None
+        self.accept_wakeups = 0  # stats: readiness events handled (tests check no spin)
 
     # ------------------------------------------------------------------------------------
     #   Life cycle
     # ------------------------------------------------------------------------------------
     def start_up(self) -> None:
-        """Check TLS options, bind and listen (errors raise here), schedule serving."""
+        """Check TLS options, bind and listen (errors raise here), schedule accepting."""
         if self.gaplic is None:
             raise RuntimeError(f"{self!r}: a GServerSock needs a GAplic")
         self._ssl_ctx = make_ssl_context(self.config.ssl_options, True, repr(self))
@@ -187,13 +224,13 @@ class GServerSock(GObj):
         self._socket_map[self._fd] = self
         self._sockname = self._sock.getsockname()
         self.write_parameters(port=self._sockname[1])
-        self.gaplic.add_callback(self._start_serving)
+        self.gaplic.add_callback(self._start_accepting)
 
     def go_out(self) -> None:
         self.stop_listening()
-        for handle in self._reapers.values():
-            handle.cancel()
-        self._reapers.clear()
+        for attach in list(self._attaching.values()):
+            self._cancel_attach(attach)
+        self._attaching.clear()
 
     # ------------------------------------------------------------------------------------
     #   Public methods
@@ -210,14 +247,10 @@ class GServerSock(GObj):
         """Close the listening socket (idempotent); accepted connections go on."""
         if self._state == "ST_LISTENING":
             self.set_new_state("ST_STOPPED")
-        task = self._serve_task
-        self._serve_task = None
-        if task is not None and not task.done():
-            task.cancel()
-        server = self._aio_server
-        self._aio_server = None
-        if server is not None:
-            server.close()
+        self._stop_reading()
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         sock = self._sock
         self._sock = None
         if sock is not None:
@@ -229,7 +262,7 @@ class GServerSock(GObj):
 
     def is_listening(self) -> bool:
         """Whether the listening socket is open."""
-        return self._sock is not None or self._aio_server is not None
+        return self._sock is not None
 
     def release_gsock(self, gsock: GSock) -> None:
         """The subscriber takes ``gsock`` over: the server will not destroy it after its
@@ -241,7 +274,7 @@ class GServerSock(GObj):
         return list(self._live)
 
     # ------------------------------------------------------------------------------------
-    #   Internals
+    #   Listening
     # ------------------------------------------------------------------------------------
     def _candidates(self) -> list[int]:
         config = self.config
@@ -250,8 +283,7 @@ class GServerSock(GObj):
         return [config.port]
 
     def _listen(self) -> socket.socket:
-        config = self.config
-        host = config.host
+        host = self.config.host
         errors: list[str] = []
         last: OSError | None = None
         for port in self._candidates():
@@ -292,35 +324,71 @@ class GServerSock(GObj):
             raise
         return sock
 
-    def _start_serving(self) -> None:
-        if self._destroyed or self._sock is None:
+    # ------------------------------------------------------------------------------------
+    #   Accepting
+    # ------------------------------------------------------------------------------------
+    def _start_accepting(self) -> None:
+        self._retry = None
+        sock = self._sock
+        if self._destroyed or sock is None or self._reader_loop is not None:
             return
         loop = self.gaplic.loop
-        self._serve_task = loop.create_task(self._serve(self._sock))
+        loop.add_reader(sock.fileno(), self._on_acceptable)
+        self._reader_loop = loop
 
-    async def _serve(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        kw: dict[str, Any] = {}
-        if self._ssl_ctx is not None:
-            kw["ssl"] = self._ssl_ctx
-            kw["ssl_handshake_timeout"] = self.config.ssl_handshake_timeout
-            kw["ssl_shutdown_timeout"] = self.config.ssl_shutdown_timeout
-        try:
-            server = await loop.create_server(
-                self._protocol_factory, sock=sock, backlog=self.config.backlog, **kw
+    def _stop_reading(self) -> None:
+        loop = self._reader_loop
+        self._reader_loop = None
+        if loop is not None and self._sock is not None and not loop.is_closed():
+            loop.remove_reader(self._sock.fileno())
+
+    def _on_acceptable(self) -> None:
+        self.accept_wakeups += 1
+        sock = self._sock
+        if sock is None:
+            return
+        for _ in range(self.config.backlog):
+            try:
+                conn, _addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno in _PEER_ERRNOS:
+                    continue
+                self._accept_backoff(exc)
+                return
+            if self._resource_errors:
+                (self.logger or _LOG).info(
+                    "%r: accepting again (%d retries while out of resources)",
+                    self,
+                    self._resource_errors,
+                )
+                self._resource_errors = 0
+                self._resource_logged_at = -math.inf
+            self._accepted(conn)
+
+    def _accept_backoff(self, exc: OSError) -> None:
+        """Out of descriptors (or another accept error): stop accepting for a while."""
+        self._resource_errors += 1
+        now = self.gaplic.time()
+        if now - self._resource_logged_at >= _RESOURCE_LOG_INTERVAL:
+            self._resource_logged_at = now
+            level = logging.WARNING if exc.errno in _RESOURCE_ERRNOS else logging.ERROR
+            (self.logger or _LOG).log(
+                level,
+                "%r: accept() failed: %s; retrying every %.2f s",
+                self,
+                exc,
+                self.config.accept_retry_delay,
             )
-        except Exception as exc:
-            self.gaplic.handle_exception(exc, f"{self!r}: create_server")
-            return
-        # The socket now belongs to the asyncio server (it closes it).
-        self._sock = None
-        if self._serve_task is None or self._destroyed:
-            server.close()
-            return
-        self._aio_server = server
-        self._serve_task = None
+        self._stop_reading()
+        if self._retry is None:
+            self._retry = self.gaplic.call_later(
+                self.config.accept_retry_delay, self._start_accepting
+            )
 
-    def _protocol_factory(self) -> asyncio.Protocol:
+    def _accepted(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
         n = self._seq
         self._seq += 1
         try:
@@ -333,38 +401,46 @@ class GServerSock(GObj):
             )
             child._prepare_accepted(self)
         except Exception as exc:
+            conn.close()
             self.gaplic.handle_exception(exc, f"{self!r}: creating a connection gobj")
-            return _Refuse()
+            return
+        attach = _Attach(conn)
+        self._attaching[child] = attach
+        attach.task = self.gaplic.loop.create_task(self._attach(child, attach))
+
+    async def _attach(self, child: GSock, attach: _Attach) -> None:
+        attach.started = True
+        loop = asyncio.get_running_loop()
+        kw: dict[str, Any] = {}
         if self._ssl_ctx is not None:
-            # A failed handshake never calls connection_made nor connection_lost.
-            self._reapers[child] = self.gaplic.call_later(
-                self.config.ssl_handshake_timeout + 1.0, self._reap, child
-            )
-        return child
+            kw["ssl"] = self._ssl_ctx
+            kw["ssl_handshake_timeout"] = self.config.ssl_handshake_timeout
+            kw["ssl_shutdown_timeout"] = self.config.ssl_shutdown_timeout
+        try:
+            await loop.connect_accepted_socket(lambda: child, attach.conn, **kw)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A failed TLS handshake, or the peer gone already: one line, no traceback.
+            (self.logger or _LOG).info("%r: connection not set up: %r", self, exc)
+            if not child._destroyed and child._transport is None:
+                GObj.destroy_gobj(child)
+        finally:
+            if self._attaching.get(child) is attach:
+                del self._attaching[child]
 
-    def _child_destroyed(self, child: GSock) -> None:
-        self._released.discard(child)
-        handle = self._reapers.pop(child, None)
-        if handle is not None:
-            handle.cancel()
-        if child in self._live:
-            del self._live[child]
-            self.write_parameters(n_gsocks=len(self._live))
+    def _cancel_attach(self, attach: _Attach) -> None:
+        task = attach.task
+        if task is not None and not task.done():
+            task.cancel()
+        if not attach.started:
+            # The task never ran: the socket is still ours.
+            attach.conn.close()
 
-    def _reap(self, child: GSock) -> None:
-        self._reapers.pop(child, None)
-        if (
-            not child._destroyed
-            and child._transport is None
-            and child.parent is self
-            and child.get_current_state() == "ST_WAIT_CONNECTED"
-        ):
-            GObj.destroy_gobj(child)
-
+    # ------------------------------------------------------------------------------------
+    #   Children
+    # ------------------------------------------------------------------------------------
     def _child_connected(self, child: GSock) -> None:
-        handle = self._reapers.pop(child, None)
-        if handle is not None:
-            handle.cancel()
         self._live[child] = None
         self.write_parameters(n_gsocks=len(self._live))
 
@@ -377,3 +453,12 @@ class GServerSock(GObj):
             return
         if not self._destroyed:
             self.post_event(self, "EV_DESTROY_GSOCK", gsock=child)
+
+    def _child_destroyed(self, child: GSock) -> None:
+        self._released.discard(child)
+        attach = self._attaching.pop(child, None)
+        if attach is not None:
+            self._cancel_attach(attach)
+        if child in self._live:
+            del self._live[child]
+            self.write_parameters(n_gsocks=len(self._live))
