@@ -1,13 +1,16 @@
 """A hypothesis stateful test of the gobj tree and its subscriptions.
 
-Random sequences of create / destroy / subscribe / unsubscribe / delete-all / broadcast /
-send, on live gobjs and on stale references to destroyed ones, checked against a model:
+Random sequences of create / destroy / subscribe (by gobj or by unique name) / unsubscribe
+/ delete-all / broadcast / send / post / run-the-loop, on live gobjs and on stale
+references to destroyed ones, checked against a model:
 
-* no event ever reaches a destroyed gobj (its action records a violation);
-* a broadcast reaches exactly the subscribers the model expects, once each, in
-  subscription order — also when a subscriber destroys another gobj during it (G7);
+* no event ever reaches a destroyed gobj (its action records a violation) — neither sent,
+  broadcast, nor posted before the destroy and dequeued after it;
+* a broadcast reaches exactly the subscribers the model expects, once each — also when a
+  subscriber destroys another gobj during it (G7); every posted event to a gobj that
+  stays alive is delivered;
 * no subscription refers to a destroyed gobj on either side (no leak), and each
-  subscription is recorded on both sides;
+  subscription is recorded on both sides, in the order the model made them;
 * parent and children links agree, and children keep their insertion order.
 """
 
@@ -22,9 +25,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from fsmio import GAplic
 from fsmio.core.errors import GObjError
 from fsmio.core.event import Event
-from fsmio.core.gobj import GObj, build_gobj
+from fsmio.core.gobj import GObj
 
 _SILENT = logging.getLogger("fsmio.tests.stateful")
 _SILENT.addHandler(logging.NullHandler())
@@ -34,7 +38,10 @@ _SILENT.propagate = False
 def ac_receive(self: Node, event: Event) -> Any:
     if self._destroyed:
         self.violations.append(f"{self.name} got {event.event_name} after destroy")
-    self.inbox.append(event.event_name)
+    if event.event_name == "EV_PING":
+        self.pings += 1
+    else:
+        self.inbox.append(event.event_name)
     hook = self.hook
     if hook is not None:
         self.hook = None
@@ -61,11 +68,14 @@ class Node(GObj):
     def __init__(self) -> None:
         GObj.__init__(self, NODE_FSM)
         self.inbox: list[str] = []
+        self.pings = 0
         self.hook: Any = None
 
 
 NAMES: list[Any] = ["EV_A", "EV_B", None, ("EV_A", "EV_B")]
-ModelSub = tuple[frozenset[str] | None, Node, bool]
+Subscriber = Node | str
+ModelSub = tuple[frozenset[str] | None, Subscriber, bool]
+INDEX = st.integers(0, 10_000)
 
 
 def as_set(names: Any) -> frozenset[str] | None:
@@ -74,14 +84,23 @@ def as_set(names: Any) -> frozenset[str] | None:
     return frozenset((names,) if isinstance(names, str) else names)
 
 
+def same(a: Subscriber, b: Subscriber) -> bool:
+    return a is b or (isinstance(a, str) and a == b)
+
+
 class GObjTreeMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
+        self.gaplic = GAplic("stateful", logger=_SILENT)
         self.violations: list[str] = []
         self.all: list[Node] = []  # live and destroyed, for stale references
         self.children: dict[Node | None, list[Node]] = {None: []}
         self.subs: dict[Node, list[ModelSub]] = {}
+        self.expected_pings: dict[Node, int] = {}
         self.counter = itertools.count()
+
+    def teardown(self) -> None:
+        self.gaplic.close()
 
     # ----------------------------------------------------------------------------------
     def live(self) -> list[Node]:
@@ -94,141 +113,170 @@ class GObjTreeMachine(RuleBasedStateMachine):
     def has_live(self) -> bool:
         return bool(self.live())
 
+    def by_name(self, name: str) -> Node | None:
+        return next((g for g in self.live() if g.name == name), None)
+
     def subtree(self, g: Node) -> list[Node]:
         out = [g]
         for child in self.children.get(g, []):
             out.extend(self.subtree(child))
         return out
 
-    def model_destroy(self, g: Node) -> None:
+    def model_destroy(self, g: Node) -> set[Node]:
         dead = set(self.subtree(g))
         parent = g.parent
-        self.children[parent if parent is not None else None].remove(g)
+        self.children[parent if parent is not None else None].remove(g)  # type: ignore[arg-type]
         for d in dead:
             self.children.pop(d, None)
             self.subs.pop(d, None)
+            self.expected_pings.pop(d, None)
         for pub, subs in self.subs.items():
-            self.subs[pub] = [s for s in subs if s[1] not in dead]
+            # Subscriptions by unique name hold a name, not the gobj: they stay.
+            self.subs[pub] = [s for s in subs if isinstance(s[1], str) or s[1] not in dead]
+        return dead
 
     def expected_receivers(self, pub: Node, name: str) -> list[Node]:
         out: list[Node] = []
         for names, sub, _ in self.subs.get(pub, []):
-            if (names is None or name in names) and sub not in out:
-                out.append(sub)
+            target = self.by_name(sub) if isinstance(sub, str) else sub
+            if target is not None and (names is None or name in names) and target not in out:
+                out.append(target)
         return out
 
+    def clear_inboxes(self) -> None:
+        for g in self.all:
+            g.inbox.clear()
+
     # ----------------------------------------------------------------------------------
-    @rule(parent_i=st.integers(0, 10_000), root=st.booleans())
+    @rule(parent_i=INDEX, root=st.booleans())
     def create(self, parent_i: int, root: bool) -> None:
         parent = None if root or not self.has_live() else self.pick(parent_i)
-        g: Node = build_gobj(f"g{next(self.counter)}", Node, parent, {"logger": _SILENT}, None)  # type: ignore[assignment]
+        g: Node = self.gaplic.create_gobj(
+            f"g{next(self.counter)}", Node, parent, __unique_name__=True
+        )
         g.violations = self.violations
         self.all.append(g)
         self.children[parent].append(g)
         self.children[g] = []
         self.subs[g] = []
+        self.expected_pings[g] = 0
 
     @precondition(has_live)
-    @rule(i=st.integers(0, 10_000))
+    @rule(i=INDEX)
     def destroy(self, i: int) -> None:
         g = self.pick(i)
         self.model_destroy(g)
         GObj.destroy_gobj(g)
 
-    @precondition(has_live)
+    @precondition(lambda self: bool(self.all))
     @rule(
-        pub_i=st.integers(0, 10_000),
-        sub_i=st.integers(0, 10_000),
+        pub_i=INDEX,
+        sub_i=INDEX,
         names=st.sampled_from(NAMES),
         hard=st.booleans(),
+        by_name=st.booleans(),
     )
-    def subscribe(self, pub_i: int, sub_i: int, names: Any, hard: bool) -> None:
-        pub, sub = self.pick(pub_i), self.pick(sub_i)
+    def subscribe(self, pub_i: int, sub_i: int, names: Any, hard: bool, by_name: bool) -> None:
+        # A subscription by name may name a gobj that is gone (or not there yet).
+        if not self.has_live():
+            return
+        pub = self.pick(pub_i)
+        target = self.pick(sub_i, live_only=not by_name)
+        # A fresh str each time: names are compared by value, not identity.
+        sub: Subscriber = "".join(["", target.name]) if by_name else target
         key = as_set(names)
         model = self.subs[pub]
         for old in list(model):
-            if old[0] == key and old[1] is sub and not old[2]:
+            if old[0] == key and same(old[1], sub) and not old[2]:
                 model.remove(old)
         pub.subscribe_event(names, sub, __hard_subscription__=hard)
         model.append((key, sub, hard))
 
     @precondition(lambda self: any(g._destroyed for g in self.all) and self.has_live())
-    @rule(stale_i=st.integers(0, 10_000), live_i=st.integers(0, 10_000), as_pub=st.booleans())
+    @rule(stale_i=INDEX, live_i=INDEX, as_pub=st.booleans())
     def subscribe_stale(self, stale_i: int, live_i: int, as_pub: bool) -> None:
-        stale = [g for g in self.all if g._destroyed][stale_i % sum(g._destroyed for g in self.all)]
+        stale_ones = [g for g in self.all if g._destroyed]
+        stale = stale_ones[stale_i % len(stale_ones)]
         live = self.pick(live_i)
         pub, sub = (stale, live) if as_pub else (live, stale)
         with pytest.raises(GObjError, match="destroyed"):
             pub.subscribe_event("EV_A", sub)
 
     @precondition(has_live)
-    @rule(pub_i=st.integers(0, 10_000), sub_i=st.integers(0, 10_000), names=st.sampled_from(NAMES))
-    def unsubscribe(self, pub_i: int, sub_i: int, names: Any) -> None:
-        pub, sub = self.pick(pub_i), self.pick(sub_i)
+    @rule(pub_i=INDEX, sub_i=INDEX, names=st.sampled_from(NAMES), by_name=st.booleans())
+    def unsubscribe(self, pub_i: int, sub_i: int, names: Any, by_name: bool) -> None:
+        pub, target = self.pick(pub_i), self.pick(sub_i)
+        sub: Subscriber = "".join(["", target.name]) if by_name else target
         key = as_set(names)
         model = self.subs[pub]
-        match = next((s for s in model if s[0] == key and s[1] is sub), None)
+        match = next((s for s in model if s[0] == key and same(s[1], sub)), None)
         expected = match is not None and not match[2]
         if expected:
             model.remove(match)  # type: ignore[arg-type]
         assert pub.delete_subscription(names, sub) is expected
 
     @precondition(has_live)
-    @rule(pub_i=st.integers(0, 10_000), force=st.booleans())
+    @rule(pub_i=INDEX, force=st.booleans())
     def delete_all(self, pub_i: int, force: bool) -> None:
         pub = self.pick(pub_i)
         self.subs[pub] = [] if force else [s for s in self.subs[pub] if s[2]]
         pub.delete_all_subscriptions(force=force)
 
     @precondition(has_live)
-    @rule(pub_i=st.integers(0, 10_000), name=st.sampled_from(["EV_A", "EV_B"]))
+    @rule(pub_i=INDEX, name=st.sampled_from(["EV_A", "EV_B"]))
     def broadcast(self, pub_i: int, name: str) -> None:
         pub = self.pick(pub_i)
         expected = self.expected_receivers(pub, name)
-        for g in self.all:
-            g.inbox.clear()
+        self.clear_inboxes()
         pub.broadcast_event(name)
         got = [g for g in self.all if g.inbox]
         assert all(g.inbox == [name] for g in got)
         assert set(got) == set(expected)
 
     @precondition(has_live)
-    @rule(
-        pub_i=st.integers(0, 10_000),
-        victim_i=st.integers(0, 10_000),
-        name=st.sampled_from(["EV_A", "EV_B"]),
-    )
+    @rule(pub_i=INDEX, victim_i=INDEX, name=st.sampled_from(["EV_A", "EV_B"]))
     def broadcast_while_destroying(self, pub_i: int, victim_i: int, name: str) -> None:
         """The first receiver destroys a gobj: later receivers in its subtree are skipped."""
         pub, victim = self.pick(pub_i), self.pick(victim_i)
         expected = self.expected_receivers(pub, name)
-        for g in self.all:
-            g.inbox.clear()
+        self.clear_inboxes()
         if expected:
             first = expected[0]
-            dead = set(self.subtree(victim))
-
-            def kill() -> None:
-                GObj.destroy_gobj(victim)
-
-            first.hook = kill
-            self.model_destroy(victim)
-            pub_dead = pub in dead
-            # Order of delivery: the first receiver, then the ones still alive and
-            # subscribed (nothing, if the publisher itself was destroyed).
-            expected = [first] + ([] if pub_dead else [g for g in expected[1:] if g not in dead])
+            first.hook = lambda: GObj.destroy_gobj(victim)
+            dead = self.model_destroy(victim)
+            # The first receiver, then those still alive (none if the publisher died).
+            rest = [] if pub in dead else [g for g in expected[1:] if g not in dead]
+            expected = [first, *rest]
         pub.broadcast_event(name)
-        first_hook_left = [g for g in self.all if g.hook is not None]
-        assert first_hook_left == []
-        got = [g for g in self.all if g.inbox]
-        assert set(got) == set(expected)
+        assert [g for g in self.all if g.hook is not None] == []
+        assert {g for g in self.all if g.inbox} == set(expected)
 
     @precondition(lambda self: bool(self.all))
-    @rule(src_i=st.integers(0, 10_000), dst_i=st.integers(0, 10_000))
+    @rule(src_i=INDEX, dst_i=INDEX)
     def send(self, src_i: int, dst_i: int) -> None:
         src, dst = self.pick(src_i, live_only=False), self.pick(dst_i, live_only=False)
         ret = src.send_event(dst, "EV_PING")
-        assert ret == (-1 if dst._destroyed else None)
+        if dst._destroyed:
+            assert ret == -1
+        else:
+            assert ret is None
+            self.expected_pings[dst] += 1
+
+    @precondition(has_live)
+    @rule(src_i=INDEX, dst_i=INDEX, by_name=st.booleans())
+    def post(self, src_i: int, dst_i: int, by_name: bool) -> None:
+        src, dst = self.pick(src_i), self.pick(dst_i)
+        src.post_event(dst.name if by_name else dst, "EV_PING")
+        self.expected_pings[dst] += 1
+
+    @rule()
+    def run_loop(self) -> None:
+        for _ in range(5):
+            if not self.gaplic._loop():
+                break
+        assert not self.gaplic._qevent
+        for g in self.live():
+            assert g.pings == self.expected_pings[g], g
 
     # ----------------------------------------------------------------------------------
     @invariant()
@@ -240,9 +288,11 @@ class GObjTreeMachine(RuleBasedStateMachine):
         for g in self.all:
             if g._destroyed:
                 assert list(g.dl_childs) == []
+                assert self.gaplic.find_unique_gobj(g.name) is None
                 if g.parent is not None:
                     assert g not in g.parent.dl_childs
                 continue
+            assert self.gaplic.find_unique_gobj(g.name) is g
             assert list(g.dl_childs) == self.children[g]
             for child in g.dl_childs:
                 assert child.parent is g and not child._destroyed
@@ -251,6 +301,7 @@ class GObjTreeMachine(RuleBasedStateMachine):
                 assert g in g.parent.dl_childs
         roots = [g for g in self.all if not g._destroyed and g.parent is None]
         assert roots == self.children[None]
+        assert list(self.gaplic._roots) == roots
 
     @invariant()
     def no_subscription_leaks(self) -> None:
@@ -260,15 +311,20 @@ class GObjTreeMachine(RuleBasedStateMachine):
                 continue
             for sub in g._dl_subscriptions:
                 assert sub.publisher is g and sub.active
-                assert not sub.subscriber._destroyed
-                assert sub in sub.subscriber._held_subscriptions
+                if isinstance(sub.subscriber, GObj):
+                    assert not sub.subscriber._destroyed
+                    assert sub in sub.subscriber._held_subscriptions
             for sub in g._held_subscriptions:
                 assert sub.subscriber is g and sub.active
                 assert not sub.publisher._destroyed
                 assert sub in sub.publisher._dl_subscriptions
-            model = [(names, sub, hard) for names, sub, hard in self.subs[g]]
             actual = [(s.event_names, s.subscriber, s.hard) for s in g.get_subscriptions()]
-            assert actual == model
+            assert len(actual) == len(self.subs[g])
+            for (names, sub, hard), (m_names, m_sub, m_hard) in zip(
+                actual, self.subs[g], strict=True
+            ):
+                assert (names, hard) == (m_names, m_hard)
+                assert same(sub, m_sub)
 
 
 GObjTreeMachine.TestCase.settings = settings(
