@@ -437,6 +437,41 @@ def test_destroy_inside_own_action() -> None:
     assert list(parent.dl_childs) == []
 
 
+def test_parent_destroys_the_child_whose_event_it_is_handling(gaplic: GAplic) -> None:
+    # G5: the child's action goes on after its parent destroyed it; nothing more reaches it.
+    def ac_kill_child(self: GObj, event: Event) -> Any:
+        GObj.destroy_gobj(event.source[-1])
+        return "killed"
+
+    def ac_call_parent(self: GObj, event: Event) -> Any:
+        self.post_event(self, "EV_CALL")  # queued for after its destruction: dropped
+        ret = self.send_event(self.parent, "EV_KILL")
+        JOURNAL.append(("after", self._destroyed, ret))
+        return ret
+
+    fsm: dict[str, Any] = {
+        "event_list": ("EV_KILL", "EV_CALL"),
+        "state_list": ("ST_A",),
+        "machine": {"ST_A": (("EV_KILL", ac_kill_child, None), ("EV_CALL", ac_call_parent, None))},
+    }
+
+    class Family(GObj):
+        def __init__(self) -> None:
+            GObj.__init__(self, fsm)
+
+        def go_out(self) -> None:
+            JOURNAL.append(("go_out", self.name))
+
+    parent = gaplic.create_gobj("parent", Family, gaplic)
+    child = gaplic.create_gobj("child", Family, parent)
+    assert parent.send_event(child, "EV_CALL") == "killed"
+    assert JOURNAL == [("go_out", "child"), ("after", True, "killed")]
+    gaplic._loop()
+    gaplic._loop()
+    assert JOURNAL == [("go_out", "child"), ("after", True, "killed")]
+    assert list(parent.dl_childs) == []
+
+
 # --------------------------------------------------------------------------------------
 #   The tree
 # --------------------------------------------------------------------------------------
