@@ -1,0 +1,256 @@
+"""The ``fsmio`` command (also ``python -m fsmio``): ``run``, ``draw``, ``check``, ``trace``.
+
+Every command reports bad input as one clear ``fsmio <command>: error: ...`` message on
+standard error and a non-zero exit code, never a traceback (``--traceback`` shows it, for
+debugging fsmio itself).  Exit codes: 0 success; 1 a failure while running, or problems
+found by ``check``; 2 bad input (command line, file, config); 130 a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from fsmio._version import __version__
+
+from . import EXIT_FAILURE, EXIT_INTERRUPTED, ToolError, gclasses_in, import_module, load_gclass
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fsmio",
+        description="Run, draw, check and trace fsmio applications and gclasses.",
+    )
+    parser.add_argument("--version", action="version", version=f"fsmio {__version__}")
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the traceback of an error (debugging)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        help="run a GAplic described by a TOML file",
+        description="Create the GAplic and the gobjs a TOML file describes, and run them "
+        "until SIGTERM or SIGINT (a second SIGINT exits at once). See docs/tools.md.",
+    )
+    run.add_argument("config", help="the TOML file")
+    run.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="add or override a [settings] entry, e.g. echo.port=7000 (converted and "
+        "checked by the parameter's type); repeatable",
+    )
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="load and validate everything, create nothing; exit 0 or list every problem",
+    )
+    run.add_argument(
+        "--trace",
+        metavar="KINDS",
+        help="comma-separated traces: mach, creation, subscription, dump",
+    )
+    run.add_argument(
+        "--trace-file",
+        metavar="FILE",
+        help="write every machine transition as JSON lines (read it with `fsmio trace`)",
+    )
+    run.add_argument("--log-level", metavar="LEVEL", help="override [logging] level")
+    run.add_argument("--log-format", choices=("plain", "json"), help="override [logging] format")
+
+    draw = sub.add_parser(
+        "draw",
+        help="draw the FSM of gclasses",
+        description="Draw gclass FSMs from the compiled FSM. TARGET is package.module:GClass, "
+        "or package.module for every gclass defined in it. Styles: graph (states and "
+        "EV_X / ac_y transitions; .mmd and .dot text, .svg and .png through Graphviz) and "
+        "card (the ginsfsm card, SVG drawn by fsmio, nothing to install).",
+    )
+    draw.add_argument("targets", nargs="+", metavar="TARGET")
+    draw.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="output file (format from its suffix), or a directory (ending in / or "
+        "existing) to write <GClass>.<style>.<format> files; default: standard output",
+    )
+    draw.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=("mmd", "dot", "svg", "png", "all"),
+        help="output format (repeatable with a directory output; default: the suffix, or svg)",
+    )
+    draw.add_argument(
+        "--style",
+        dest="styles",
+        action="append",
+        choices=("graph", "card", "all"),
+        help="diagram style: graph (default) or card; repeatable with a directory output",
+    )
+
+    check = sub.add_parser(
+        "check",
+        help="validate the gclasses of modules",
+        description="Import each module (package.module, or a .py file), find every gclass "
+        "defined in it, and report every problem of its FSM and config template with file "
+        "and line. Exit 1 if any problem was found.",
+    )
+    check.add_argument("modules", nargs="+", metavar="MODULE")
+    check.add_argument(
+        "--ignore",
+        metavar="KINDS",
+        default="",
+        help="comma-separated problem kinds not to report (e.g. no-description)",
+    )
+    check.add_argument(
+        "--all-gclasses",
+        action="store_true",
+        help="also check gclasses the module imports from elsewhere",
+    )
+
+    trace = sub.add_parser(
+        "trace",
+        help="print a trace file as the indented -> mach: / <- mach: view",
+        description="Print a JSON-lines trace file written by `fsmio run --trace-file` as "
+        "the indented machine trace, optionally filtered.",
+    )
+    trace.add_argument("file")
+    trace.add_argument(
+        "--gobj",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this gobj (its name, dotted path, or a glob such as 'echo.*'); repeatable",
+    )
+    trace.add_argument(
+        "--event", action="append", default=[], metavar="EV", help="only this event; repeatable"
+    )
+    trace.add_argument(
+        "--state", action="append", default=[], metavar="ST", help="only in this state; repeatable"
+    )
+    trace.add_argument("--no-time", action="store_true", help="leave the timestamps out")
+    return parser
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from .draw import FORMATS, STYLES, draw_all, format_of, model_of, render
+
+    gclasses = []
+    for target in args.targets:
+        if ":" in target:
+            gclasses.append(load_gclass(target))
+        else:
+            found = gclasses_in(import_module(target))
+            if not found:
+                raise ToolError(f"module {target!r} defines no gclass")
+            gclasses.extend(found)
+    styles = list(STYLES) if "all" in (args.styles or []) else (args.styles or ["graph"])
+    formats = list(FORMATS) if "all" in (args.formats or []) else (args.formats or [])
+    out = Path(args.output) if args.output else None
+    to_dir = out is not None and (
+        args.output.endswith(("/", "\\"))
+        or out.is_dir()
+        or len(gclasses) > 1
+        or len(styles) > 1
+        or len(formats) > 1
+    )
+    if to_dir:
+        assert out is not None
+        written = draw_all(gclasses, out, styles, formats or ["svg"])
+        for path in written:
+            print(path)
+        return 0
+    if len(gclasses) > 1 or len(styles) > 1 or len(formats) > 1:
+        raise ToolError("several gclasses, styles or formats need -o DIRECTORY/")
+    fmt = format_of(out, formats[0] if formats else None)
+    data = render(model_of(gclasses[0]), styles[0], fmt)
+    if out is None:
+        if fmt == "png" and sys.stdout.isatty():
+            raise ToolError("not writing PNG to a terminal: use -o FILE.png")
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        try:
+            out.write_bytes(data)
+        except OSError as exc:
+            raise ToolError(f"cannot write {str(out)!r}: {exc.strerror}", EXIT_FAILURE) from None
+        print(out)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_app
+
+    return run_app(
+        args.config,
+        sets=args.sets,
+        traces=args.trace,
+        trace_file=args.trace_file,
+        check_only=args.check,
+        log_level=args.log_level,
+        log_format=args.log_format,
+    )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import run_check
+
+    ignore = [word.strip() for word in args.ignore.split(",") if word.strip()]
+    return run_check(args.modules, ignore=ignore, all_gclasses=args.all_gclasses)
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from .trace import print_trace
+
+    return print_trace(
+        args.file,
+        gobjs=args.gobj,
+        events=args.event,
+        states=args.state,
+        show_time=not args.no_time,
+    )
+
+
+COMMANDS = {"run": cmd_run, "draw": cmd_draw, "check": cmd_check, "trace": cmd_trace}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``fsmio`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ToolError as exc:
+        if args.traceback:
+            traceback.print_exc()
+        for line in exc.message.splitlines():
+            print(f"fsmio {args.command}: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"fsmio {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if args.traceback:
+            raise
+        print(
+            f"fsmio {args.command}: error: {type(exc).__name__}: {exc} "
+            "(run with --traceback for details)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
