@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 from fsmio import GAplic, GConfigValidateError, GObj
 from fsmio.core.event import Event
 from fsmio.gobjs.c_connex import GConnex, parse_destinations
+from fsmio.gobjs.c_srv_sock import GServerSock
 from tests.conftest import FakeClock
+from tests.gobjs.test_c_sock import HOSTS, fd_count, refusing_port
+from tests.gobjs.test_c_sock import Recorder as SockRecorder
+from tests.gobjs.test_c_sock import echo as sock_echo
+from tests.helpers import drive, drive_for
 
 # ----------------------------------------------------------------------------------------
 #   A fake GSock: records what the GConnex asks, and does what the test says
@@ -215,6 +220,15 @@ def advance(ga: GAplic, clock: FakeClock, seconds: float, limit: int = 100_000) 
         raise AssertionError("too many timers")
     clock.now = end
     settle(ga)
+
+
+@pytest.fixture(params=[False, True], ids=["asyncio", "uvloop"])
+def ga_real(request: pytest.FixtureRequest) -> Iterator[GAplic]:
+    gaplic = GAplic("connex", use_uvloop=request.param)
+    try:
+        yield gaplic
+    finally:
+        gaplic.close()
 
 
 @pytest.fixture
@@ -1012,3 +1026,163 @@ def test_random_sequences_keep_the_invariants(
             downs = names.count("EV_DISCONNECTED")
             assert announced_up - downs in (0, 1)
         assert FakeGSock.violations == []
+
+
+# ----------------------------------------------------------------------------------------
+#   Real sockets (GSock, GServerSock) on loopback
+# ----------------------------------------------------------------------------------------
+def echo_server(ga: GAplic, host: str = "127.0.0.1", port: int = 0) -> tuple[Any, GServerSock]:
+    user = ga.create_gobj(None, SockRecorder, None)
+    user.hooks["EV_RX_DATA"] = sock_echo
+    server: GServerSock = ga.create_gobj(None, GServerSock, user, host=host, port=port)
+    return user, server
+
+
+def real_connex(ga: GAplic, **kw: Any) -> tuple[Recorder, GConnex]:
+    rec = ga.create_gobj(None, Recorder, None)
+    connex: GConnex = ga.create_gobj(None, GConnex, rec, **kw)
+    return rec, connex
+
+
+def rx_bytes(rec: Recorder) -> bytes:
+    return b"".join(kw["data"] for name, _, kw, _ in rec.events if name == "EV_RX_DATA")
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_real_round_trip_and_reconnect_after_the_server_restarts(
+    ga_real: GAplic, host: str
+) -> None:
+    _, server = echo_server(ga_real, host)
+    port = server.config.port
+    rec, connex = real_connex(
+        ga_real,
+        destinations=f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        timeout_between_connections=0.05,
+    )
+    ga_real.send_event(connex, "EV_SEND_DATA", data=b"queued before connect")
+    drive(ga_real, lambda: rx_bytes(rec) == b"queued before connect")
+    assert rec.names()[0] == "EV_CONNECTED"
+    assert rec.events[0][2]["peername"][:2] == (host, port)
+    # Kill the server: listener and connection gone.
+    GObj.destroy_gobj(server)
+    drive(ga_real, lambda: "EV_DISCONNECTED" in rec.names())
+    assert connex.get_current_state() != "ST_CONNECTED"
+    drive_for(ga_real, 0.2)  # a few refused attempts while it is down
+    assert connex.attempts >= 3 and connex.connections == 1
+    _, server2 = echo_server(ga_real, host, port)
+    drive(ga_real, lambda: connex.is_connected())
+    ga_real.send_event(connex, "EV_SEND_DATA", data=b"+again")
+    drive(ga_real, lambda: rx_bytes(rec) == b"queued before connect+again")
+    assert rec.names().count("EV_CONNECTED") == 2
+    assert connex.connections == 2
+    GObj.destroy_gobj(server2)
+
+
+def test_real_failover_first_refused_second_alive(ga_real: GAplic) -> None:
+    _, server = echo_server(ga_real)
+    dead = refusing_port()
+    rec, connex = real_connex(
+        ga_real,
+        destinations=[("127.0.0.1", dead), ("127.0.0.1", server.config.port)],
+        connect_failed_event_name="EV_CONNECT_FAILED",
+    )
+    drive(ga_real, connex.is_connected)
+    assert connex.port == server.config.port
+    failed = [kw for name, _, kw, _ in rec.events if name == "EV_CONNECT_FAILED"]
+    assert [(f["port"], f["reason"]) for f in failed] == [(dead, "refused")]
+    assert rec.names() == ["EV_CONNECT_FAILED", "EV_CONNECTED", "EV_TRANSMIT_READY"]
+
+
+def test_real_stays_down_after_drop(ga_real: GAplic) -> None:
+    user, server = echo_server(ga_real)
+    rec, connex = real_connex(
+        ga_real,
+        destinations=[("127.0.0.1", server.config.port)],
+        timeout_between_connections=0.02,
+    )
+    drive(ga_real, connex.is_connected)
+    ga_real.send_event(connex, "EV_SEND_DATA", data=b"last words")
+    ga_real.send_event(connex, "EV_DROP")
+    drive(ga_real, lambda: "EV_DISCONNECTED" in rec.names())
+    drive_for(ga_real, 0.3)
+    assert connex.attempts == 1
+    assert user.count("EV_CONNECTED") == 1
+    assert user.data() == b"last words"  # a graceful drop delivers what was sent
+    assert rec.events[-1][2]["reason"] == "dropped"
+    ga_real.send_event(connex, "EV_SEND_DATA", data=b"wake up")
+    drive(ga_real, lambda: rx_bytes(rec).endswith(b"wake up"))
+    assert connex.attempts == 2
+
+
+def test_real_inactivity_drop_then_lazy_reconnect(ga_real: GAplic) -> None:
+    _, server = echo_server(ga_real)
+    rec, connex = real_connex(
+        ga_real,
+        destinations=[("127.0.0.1", server.config.port)],
+        timeout_inactivity=0.1,
+    )
+    drive(ga_real, lambda: "EV_DISCONNECTED" in rec.names())
+    assert rec.events[-1][2]["reason"] == "dropped"
+    drive_for(ga_real, 0.3)
+    assert connex.attempts == 1
+    ga_real.send_event(connex, "EV_SEND_DATA", data=b"x")
+    drive(ga_real, lambda: rx_bytes(rec) == b"x")
+    assert connex.attempts == 2
+
+
+def test_real_tls_round_trip(ga_real: GAplic, tmp_path: Any) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, ca_file = tmp_path / "cert.pem", tmp_path / "ca.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    user = ga_real.create_gobj(None, SockRecorder, None)
+    user.hooks["EV_RX_DATA"] = sock_echo
+    server = ga_real.create_gobj(
+        None,
+        GServerSock,
+        user,
+        host="127.0.0.1",
+        port=0,
+        ssl_options={"certfile": str(cert_file)},
+    )
+    rec, connex = real_connex(
+        ga_real,
+        destinations=[("127.0.0.1", server.config.port)],
+        ssl_options={"cafile": str(ca_file)},
+    )
+    ga_real.send_event(connex, "EV_SEND_DATA", data=b"secret")
+    drive(ga_real, lambda: rx_bytes(rec) == b"secret")
+    GObj.destroy_gobj(connex)
+
+
+def test_real_1000_failed_attempts_leak_no_fd_and_do_not_spin(
+    fake_gaplic: GAplic, clock: FakeClock
+) -> None:
+    """F9 / I1: every refused attempt closes its socket; between attempts nothing runs."""
+    ga = fake_gaplic
+    dead = refusing_port()
+    _, connex = real_connex(
+        ga,
+        destinations=[("127.0.0.1", dead)],
+        timeout_between_connections=1,
+        backoff_factor=1.5,
+        backoff_max=4,
+    )
+    drive(ga, lambda: connex.failed_attempts == 1)
+    baseline = fd_count()
+    for n in range(2, 1001):
+        deadline = next_deadline(ga)
+        assert deadline is not None
+        assert deadline - clock.now == pytest.approx(min(1.5 ** (n - 2), 4))
+        # Idle until then: no event, no callback queued — the loop would sleep.
+        assert not ga._qevent and not ga._callbacks
+        clock.now = deadline
+        drive(ga, lambda n=n: connex.failed_attempts == n)
+    assert connex.attempts == 1000
+    assert connex.last_error == "refused"
+    drive_for(ga, 0.05)
+    assert fd_count() <= baseline
+    GObj.destroy_gobj(connex)
+    assert next_deadline(ga) is None

@@ -125,7 +125,6 @@ idle connection or re-arms itself for the time left.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import random
@@ -137,6 +136,7 @@ from typing import Any, Final
 from fsmio.core.event import Event
 from fsmio.core.gconfig import FLAG_DIRECT_ATTR, finite_number
 from fsmio.core.gobj import GObj
+from fsmio.gobjs.c_sock import GSock
 from fsmio.gobjs.c_timer import GTimer
 
 __all__ = ["GCONNEX_FSM", "GCONNEX_GCONFIG", "GConnex", "parse_destinations"]
@@ -683,12 +683,15 @@ class GConnex(GObj):
         """Create the child GSock (override to plug another transport, e.g. a test fake).
 
         Uses ``gsock_gclass`` (default ``GSock``) with ``gsock_kw`` and ``ssl_options``; the
-        GSock's subscriber is this GConnex and its output names are the defaults.
+        GSock's subscriber is this GConnex and its output names are the defaults; a GSock's
+        ``connect_timeout`` defaults to ``timeout_waiting_connected``.
         """
         gclass = self.config.gsock_gclass
-        if gclass is None:
-            gclass = importlib.import_module("fsmio.gobjs.c_sock").GSock
+        gclass = self.config.gsock_gclass or GSock
         kw = dict(self.config.gsock_kw)
+        if issubclass(gclass, GSock):
+            # The GSock's own connect deadline follows the watchdog (unless told otherwise).
+            kw.setdefault("connect_timeout", self.config.timeout_waiting_connected)
         for name in (
             "subscriber",
             "connected_event_name",
@@ -745,6 +748,11 @@ class GConnex(GObj):
     def gsock(self) -> GObj | None:
         """The child GSock."""
         return self._gsock
+
+    @property
+    def failed_attempts(self) -> int:
+        """Consecutive failed attempts (0 after a successful connection)."""
+        return self._failed_attempts
 
     def get_queued_bytes(self) -> int:
         """Bytes queued, waiting for a connection."""
