@@ -61,7 +61,9 @@ import errno
 import json
 import logging
 import re
+import signal
 import sys
+import threading
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -704,43 +706,70 @@ def run_app(
 
     with logging_setup(cfg, kinds, trace_file):
         gaplic = GAplic(cfg.name, cfg.roles, **cfg.ini_settings())
-        try:
-            created: dict[str, GObj] = {}
-            for spec in cfg.gobjs:
-                assert spec.gclass is not None
-                parent: GObj = created[spec.parent] if spec.parent else gaplic
-                kw = dict(spec.config)
-                if spec.unique:
-                    kw["__unique_name__"] = True
-                try:
-                    gobj = gaplic.create_gobj(spec.name or None, spec.gclass, parent, **kw)
-                except GConfigValidateError as exc:
-                    raise ToolError(f"{cfg.where(spec.line)}: {spec.label}: {exc}") from None
-                except Exception as exc:
-                    raise _creation_error(spec, exc) from None
-                if spec.name:
-                    created[spec.name] = gobj
-            if on_started is not None:
-                on_started(gaplic)
-            _LOG.info(
-                "fsmio run: GAplic %r running %d gobj(s) from %s",
-                gaplic.name,
-                len(created),
-                cfg.path,
-            )
+        with _stop_on_signals(gaplic):
+            return _create_and_run(cfg, gaplic, on_started)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(gaplic: GAplic) -> Iterator[None]:
+    """Until ``GAplic.start()`` installs its own handlers (and after it removed them), a
+    SIGTERM or SIGINT stops the GAplic instead of killing the process half-started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        _LOG.info("fsmio run: %s received while starting, stopping", signal.Signals(signum).name)
+        gaplic.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _create_and_run(cfg: AppConfig, gaplic: GAplic, on_started: Any) -> int:
+    try:
+        created: dict[str, GObj] = {}
+        for spec in cfg.gobjs:
+            assert spec.gclass is not None
+            parent: GObj = created[spec.parent] if spec.parent else gaplic
+            kw = dict(spec.config)
+            if spec.unique:
+                kw["__unique_name__"] = True
             try:
-                gaplic.start()
-            except KeyboardInterrupt:
-                # The second Ctrl-C: leave at once, without the graceful close.
-                print("fsmio run: interrupted", file=sys.stderr, flush=True)
-                return EXIT_INTERRUPTED
-        except BaseException:
-            with contextlib.suppress(Exception):
-                gaplic.stop()
-                gaplic.close()
-            raise
-        gaplic.close()
-        _LOG.info("fsmio run: GAplic %r stopped", gaplic.name)
+                gobj = gaplic.create_gobj(spec.name or None, spec.gclass, parent, **kw)
+            except GConfigValidateError as exc:
+                raise ToolError(f"{cfg.where(spec.line)}: {spec.label}: {exc}") from None
+            except Exception as exc:
+                raise _creation_error(spec, exc) from None
+            if spec.name:
+                created[spec.name] = gobj
+        if on_started is not None:
+            on_started(gaplic)
+        # Logged from the loop: once it is seen, the signal handlers are in place.
+        gaplic.add_callback(
+            _LOG.info,
+            "fsmio run: GAplic %r running %d gobj(s) from %s",
+            gaplic.name,
+            len(created),
+            cfg.path,
+        )
+        try:
+            gaplic.start()
+        except KeyboardInterrupt:
+            # The second Ctrl-C: leave at once, without the graceful close.
+            print("fsmio run: interrupted", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
+    except BaseException:
+        with contextlib.suppress(Exception):
+            gaplic.stop()
+            gaplic.close()
+        raise
+    gaplic.close()
+    _LOG.info("fsmio run: GAplic %r stopped", gaplic.name)
     return 0
 
 
