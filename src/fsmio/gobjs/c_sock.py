@@ -288,9 +288,14 @@ def ac_transport_up(self: GSock, event: Event) -> None:
         return  # the subscriber dropped it (or it was lost) meanwhile
     if self._queue.pending:
         self._pump()
-    name = self.config.transmit_ready_event_name
-    if name and self._state == "ST_CONNECTED":
-        self.broadcast_event(name, gsock=self)
+    # Ready at once (in order, right after EV_CONNECTED) unless output is waiting: then
+    # when it has drained.  A ready already scheduled by that pump is this one.
+    queue = self._queue
+    if self._state == "ST_CONNECTED" and not queue.pending and not queue.sink_paused:
+        self._cancel_ready()
+        name = self.config.transmit_ready_event_name
+        if name:
+            self.broadcast_event(name, gsock=self)
 
 
 def ac_send_data(self: GSock, event: Event) -> int:
@@ -495,6 +500,7 @@ class GSock(GObj, asyncio.Protocol):
         self._fd = -1
         self._close_reason: str | None = None
         self._drop_timer: TimerHandle | None = None
+        self._ready_handle: asyncio.Handle | None = None
         self._dst_index = 0
         self.txed_msgs = 0
         self.txed_bytes = 0
@@ -523,6 +529,7 @@ class GSock(GObj, asyncio.Protocol):
         if task is not None:
             task.cancel()
         self._cancel_drop_timer()
+        self._cancel_ready()
         transport = self._transport
         if transport is not None:
             self._close_reason = self._close_reason or "destroyed"
@@ -732,6 +739,7 @@ class GSock(GObj, asyncio.Protocol):
         transport = self._transport
         self._transport = None
         self._cancel_drop_timer()
+        self._cancel_ready()
         self._unregister()
         self._queue.close()
         self.addr = None
@@ -770,6 +778,7 @@ class GSock(GObj, asyncio.Protocol):
         if transport is None:
             return
         queue = self._queue
+        txed = self.txed_bytes
         queue.flush(self._tx)
         self.last_activity = self.gaplic.time()
         if queue.reading_should_pause():
@@ -785,10 +794,35 @@ class GSock(GObj, asyncio.Protocol):
         if self._state == "ST_CONNECTED" and self.config.close_when_flushed:
             self._close_gracefully("closed")
             return
-        if queue.drained_after_wait() and self._state == "ST_CONNECTED":
-            name = self.config.transmit_ready_event_name
-            if name:
+        if (queue.drained_after_wait() or self.txed_bytes != txed) and not queue.sink_paused:
+            self._schedule_ready()
+
+    def _schedule_ready(self) -> None:
+        """EV_TRANSMIT_READY, from the loop (never from inside the sender's action, so a
+        producer that sends from it does not recurse) and at most one pending."""
+        if self._ready_handle is None and self.config.transmit_ready_event_name:
+            self._ready_handle = self.gaplic.loop.call_soon(self._emit_ready)
+
+    def _emit_ready(self) -> None:
+        self._ready_handle = None
+        name = self.config.transmit_ready_event_name
+        queue = self._queue
+        if (
+            name
+            and self._state == "ST_CONNECTED"
+            and self._transport is not None
+            and not queue.pending
+            and not queue.sink_paused
+        ):
+            try:
                 self.broadcast_event(name, gsock=self)
+            except Exception as exc:
+                self._handler_error(exc)
+
+    def _cancel_ready(self) -> None:
+        if self._ready_handle is not None:
+            self._ready_handle.cancel()
+            self._ready_handle = None
 
     def _close_gracefully(self, reason: str) -> None:
         """Deliver pending output (within drop_timeout), then close."""
