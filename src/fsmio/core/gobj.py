@@ -33,7 +33,7 @@ from typing import Any, Final
 from . import registry
 from .deferred import Deferred
 from .errors import EventError, GObjError
-from .event import Event, new_event
+from .event import Event, _FastEvent, new_event
 from .gconfig import FLAG_DIRECT_ATTR, GConfig, asbool
 from .smachine import _DEFAULT_CONTEXT, EMPTY_FSM, SMachine
 
@@ -222,6 +222,9 @@ class GObj(SMachine, GConfig):
     def __init__(self, fsm: Mapping[str, Any] | None = None, gconfig: Any = None) -> None:
         self.__name__ = ""
         self.__parent__: GObj | None = None
+        # An instance attribute, not just the class default: read on every send_event,
+        # and an instance attribute is the fast read.
+        self._destroyed = False
         self._dl_childs: dict[GObj, None] = {}
         self._dl_subscriptions: dict[Subscription, None] = {}
         self._held_subscriptions: dict[Subscription, None] = {}
@@ -429,7 +432,15 @@ class GObj(SMachine, GConfig):
         ``EventNotAcceptedError`` (the class) after a warning.
         """
         dst = destination if isinstance(destination, GObj) else self._resolve(destination)
-        ev = self._make_event(dst, event, kw)
+        if type(event) is str:
+            # new_event(), inlined: this is the inner loop of every program.
+            ev = _FastEvent()
+            ev.destination = dst
+            ev.event_name = event
+            ev.source = [self]
+            ev.__dict__ = kw
+        else:
+            ev = self._make_event(dst, event, kw)
         if dst._destroyed:
             (self.logger or _LOG).error(
                 "send_event(): %r sends %s to a destroyed gobj %r",

@@ -15,14 +15,18 @@ An FSM is declared as the ginsfsm "simple-machine" dict::
 
 ``compile_fsm`` validates the dict once — every problem is collected and reported in one
 ``MachineError`` — and compiles it into one dict per state, ``{event_name: row}``, where a
-row is ``(action, next_state, next_state_table)``.  The compiled form is cached per FSM dict,
-so all the gobjs of a gclass share it and ``inject_event`` is one dict lookup, an optional
-state switch (two attribute stores) and the action call.  The next state is set *before*
-the action runs, as in ginsfsm: the action sees the new state.
+row is ``(action, next_state_table)`` (``None`` when the row does not change the state).
+The compiled form is cached per FSM dict, so all the gobjs of a gclass share it.  A machine
+holds only its current state's table: ``inject_event`` is one dict lookup, an optional
+state switch (one attribute store) and the action call, and the state's *name* is found
+from the table when asked for (``get_current_state``, traces, errors).  The next state is
+set *before* the action runs, as in ginsfsm: the action sees the new state.
 
-Tracing costs one flag test per event when off (``trace_mach`` on the instance, or the
-class-wide ``SMachine.global_trace_mach``); when on, the traced path logs the documented
-``-> mach:`` / `` - mach:`` / ``<- mach:`` lines with structured ``extra`` fields.
+Tracing costs one flag test per event when off: the module flag ``_trace_any`` is true
+only while the class-wide ``SMachine.global_trace_mach`` is on or some machine has its own
+``trace_mach`` on; then each event checks its machine's level.  When on, the traced path
+logs the documented ``-> mach:`` / `` - mach:`` / ``<- mach:`` lines with structured
+``extra`` fields.
 
 Synchronous sends nest (an action sends an event whose action sends an event...).  The
 nesting depth is counted in a ``DispatchContext`` shared by the gobjs of one GAplic: it
@@ -51,6 +55,8 @@ __all__ = [
 
 Action = Callable[[Any, Event], Any]
 Row = tuple[Action | None, str | None, dict[str, Any] | None]
+#: A compiled row: the action and the next state's table (None: the state does not change).
+FastRow = tuple[Action | None, dict[str, Any] | None]
 
 EMPTY_FSM: Final[dict[str, Any]] = {"event_list": (), "state_list": (), "machine": {}}
 
@@ -63,9 +69,17 @@ _LOG = logging.getLogger("fsmio")
 _WORDS = re.compile(r"[\s,.]+")
 _FSM_KEYS = ("event_list", "state_list", "machine")
 
-# Class-wide machine trace level (``SMachine.global_trace_mach``).  A module global so
-# that the hot path pays one LOAD_GLOBAL for it.
+# Class-wide machine trace level (``SMachine.global_trace_mach``).
 _global_trace_mach = 0
+# How many machines have their own trace_mach on.
+_traced_machines = 0
+# True while any trace can be on: the one flag the hot path tests (one LOAD_GLOBAL).
+_trace_any = False
+
+
+def _update_trace_any() -> None:
+    global _trace_any
+    _trace_any = bool(_global_trace_mach) or _traced_machines > 0
 
 
 class DispatchContext:
@@ -93,6 +107,8 @@ class CompiledFSM:
         "output_set",
         "rows",
         "state_list",
+        "table_state",
+        "tables",
         "transitions",
     )
 
@@ -120,6 +136,17 @@ class CompiledFSM:
         for state, ev, action, next_state in rows:
             next_table = self.transitions[next_state] if next_state is not None else None
             self.transitions[state][ev] = (action, next_state, next_table)
+        # What inject_event runs on: per state, {event: (action, next state's table)}.
+        self.tables: dict[str, dict[str, FastRow]] = {st: {} for st in state_list}
+        for state, ev, action, next_state in rows:
+            next_fast = self.tables[next_state] if next_state is not None else None
+            self.tables[state][ev] = (action, next_fast)
+        # The state whose table it is, by id (the tables live as long as this object).
+        self.table_state: dict[int, str] = {id(t): st for st, t in self.tables.items()}
+
+    def state_of(self, table: dict[str, FastRow] | None) -> str | None:
+        """The name of the state whose compiled table ``table`` is (None if none)."""
+        return None if table is None else self.table_state.get(id(table))
 
     def events_with(self, *words: str) -> list[str]:
         """Events having one annotation group that contains every word given."""
@@ -295,11 +322,15 @@ class SMachine:
     def __init__(self, fsm: Mapping[str, Any]) -> None:
         compiled = compile_fsm(fsm)
         self._fsm = compiled
-        self._state: str | None = compiled.initial_state
-        self._table: dict[str, Row] = (
-            compiled.transitions[self._state] if self._state is not None else {}
-        )
+        initial = compiled.initial_state
+        # The current state *is* its compiled table (see the module doc).
+        self._table: dict[str, FastRow] = compiled.tables[initial] if initial is not None else {}
         self._trace_mach = 0
+
+    @property
+    def _state(self) -> str | None:
+        """The current state's name (read from the current table)."""
+        return self._fsm.table_state.get(id(self._table))
 
     # ------------------------------------------------------------------------------------
     #   Dispatch
@@ -312,42 +343,51 @@ class SMachine:
         of the program's flow: ginsfsm logs a warning and *returns* the class
         ``EventNotAcceptedError`` (with ``strict_events`` on, it is raised).
         """
-        if type(event) is str:
-            event = new_event(self, event, [], {})
-        elif not isinstance(getattr(event, "event_name", None), str):
-            raise EventError(f"an event must be a str or an Event, not {event!r}")
-        row = self._table.get(event.event_name)  # type: ignore[union-attr]
-        if row is None:
-            return self._event_not_accepted(event)  # type: ignore[arg-type]
-        if self._trace_mach or _global_trace_mach:
+        table = self._table
+        try:
+            row = table[event.event_name]  # type: ignore[union-attr]
+        except (KeyError, AttributeError, TypeError):
+            # A str, something that is not an event, or an event this state has no row
+            # for: the slow path sorts them out.
+            return self._inject_slow(event)
+        if _trace_any and (self._trace_mach or _global_trace_mach):
             return self._inject_traced(event, row)  # type: ignore[arg-type]
         ctx = self._ctx
         depth = ctx.depth + 1
         if depth > MAX_SEND_DEPTH:
             raise self._depth_error(event)  # type: ignore[arg-type]
-        action, next_state, next_table = row
-        state = self._state
-        if next_state is not None:
-            self._state = next_state
-            self._table = next_table  # type: ignore[assignment]
+        action, next_table = row
+        if next_table is not None:
+            self._table = next_table
         if action is None:
             return None
         ctx.depth = depth
         try:
             return action(self, event)  # type: ignore[arg-type]
         except Exception as exc:
-            _annotate_exception(exc, self, state, event)  # type: ignore[arg-type]
+            _annotate_exception(exc, self, self._fsm.state_of(table), event)  # type: ignore[arg-type]
             raise
         finally:
             ctx.depth = depth - 1
 
-    def _inject_traced(self, event: Event, row: Row) -> Any:
+    def _inject_slow(self, event: Any) -> Any:
+        if type(event) is str:
+            event = new_event(self, event, [], {})
+        elif not isinstance(getattr(event, "event_name", None), str):
+            raise EventError(f"an event must be a str or an Event, not {event!r}")
+        row = self._table.get(event.event_name)
+        if row is None:
+            return self._event_not_accepted(event)
+        return self.inject_event(event)
+
+    def _inject_traced(self, event: Event, row: FastRow) -> Any:
         ctx = self._ctx
         depth = ctx.depth + 1
         if depth > MAX_SEND_DEPTH:
             raise self._depth_error(event)
-        action, next_state, next_table = row
+        action, next_table = row
         state = self._state
+        next_state = self._fsm.state_of(next_table)
         level = max(self._trace_mach, _global_trace_mach)
         log = self.logger or _LOG
         indent = "  " * ctx.depth
@@ -370,9 +410,8 @@ class SMachine:
             fields["fsm_action"],
             extra={**fields, "fsm_phase": "->"},
         )
-        if next_state is not None:
-            self._state = next_state
-            self._table = next_table  # type: ignore[assignment]
+        if next_table is not None:
+            self._table = next_table
             if next_state != state:
                 log.info(
                     "%s - mach: (%r), new_st: %s",
@@ -447,12 +486,11 @@ class SMachine:
 
     def set_new_state(self, new_state: str) -> None:
         """Go to ``new_state`` (a state name); ``StateError`` if the FSM has no such state."""
-        table = self._fsm.transitions.get(new_state) if isinstance(new_state, str) else None
+        table = self._fsm.tables.get(new_state) if isinstance(new_state, str) else None
         if table is None:
             raise StateError(
                 f"{self!r}: unknown state {new_state!r}; states are {list(self._fsm.state_list)}"
             )
-        self._state = new_state
         self._table = table
 
     def _set_new_state(self, state_id: int) -> None:
@@ -531,9 +569,12 @@ class SMachine:
 
     @trace_mach.setter
     def trace_mach(self, value: Any) -> None:
+        global _traced_machines
         level = int(value) if value else 0
         if bool(level) != bool(self._trace_mach):
             (self.logger or _LOG).info("* %r: trace_mach %s", self, "ON" if level else "OFF")
+            _traced_machines += 1 if level else -1
+            _update_trace_any()
         self._trace_mach = level
 
     @staticmethod
@@ -541,6 +582,7 @@ class SMachine:
         """Turn the machine trace on (``True`` or a level) or off for every machine."""
         global _global_trace_mach
         _global_trace_mach = int(value) if value else 0
+        _update_trace_any()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}:{self.name}"
