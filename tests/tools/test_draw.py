@@ -15,8 +15,8 @@ from fsmio import GObj
 from fsmio.aplic.gaplic import GAplic
 from fsmio.examples.timer_demo import Counter, Ticker
 from fsmio.gobjs.c_connex import GConnex
-from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.gobjs.c_sock import GSock
+from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.gobjs.c_timer import GTimer
 from fsmio.tools import ToolError
 from fsmio.tools.cli import main
