@@ -65,7 +65,11 @@ Input events:
   ``drop_timeout``), then the connection closes.  Connecting: the attempt is aborted.
   Already closing: abort now.
 * ``EV_SEND_DATA`` — attribute ``data`` (bytes, or a latin-1 str): write and flush.
-* ``EV_WRITE_OUTPUT_DATA`` — attribute ``data``: write to the output queue only.
+  Returns the number of bytes queued, or -1 when refused (disconnected or closing: the
+  first refusal of a session is logged as a warning, later ones at debug level).  While
+  connecting, the data is queued and sent once connected (lost if the connect fails).
+* ``EV_WRITE_OUTPUT_DATA`` — attribute ``data``: write to the output queue only (same
+  return value).
 * ``EV_FLUSH_OUTPUT_DATA`` — hand the output queue to the transport.
 
 Output events (broadcast to the subscriber; every one carries ``gsock``, the GSock):
@@ -75,13 +79,19 @@ Output events (broadcast to the subscriber; every one carries ``gsock``, the GSo
 * ``EV_DISCONNECTED`` — ``reason``: one word: ``eof`` (the peer closed), ``dropped``
   (EV_DROP), ``closed`` (close_when_flushed), ``reset``, ``refused``,
   ``unresolvable``, ``timeout``, ``tls_verify_failed``, ``tls_error``, ``tx_overflow``,
-  ``handler_error``, ``shutdown``, or ``error`` (details are logged).  Exactly one per
-  ``EV_CONNECT`` (or per accepted connection), never before EV_CONNECTED's... unless
-  the connection never came up, then it is the only event.
+  ``handler_error``, ``shutdown`` (the GAplic stopped), ``destroyed`` is never seen
+  (a destroyed GSock sends nothing), or ``error`` (details are logged).  Exactly one
+  per ``EV_CONNECT`` (or per accepted connection): after ``EV_CONNECTED``, or alone
+  when the connection never came up.
 * ``EV_RX_DATA`` — ``data``: bytes received (one event per read of the loop, up to 256
   KiB; never empty).
-* ``EV_TRANSMIT_READY`` — ready to take more: right after ``EV_CONNECTED``, and each
-  time output that had to wait (the transport pushed back) has all been handed over.
+* ``EV_TRANSMIT_READY`` — ready to take more: right after ``EV_CONNECTED`` (unless output
+  written in its action is still waiting), and each time a flush that handed bytes over,
+  or output that had to wait, has drained (the GSock's queue empty and the transport below
+  its high-water mark).  It is sent from the loop, never from inside the action that
+  sent the data (a producer sending from it does not recurse), and several drains in one
+  loop iteration give one event.  Set ``transmit_ready_event_name`` to None if you do not
+  use it: then it costs nothing.
 
 Theory of operation
 -------------------
@@ -94,10 +104,10 @@ callbacks enter the FSM as bottom input events (``EV_TRANSPORT_UP``,
 broadcasts ``EV_RX_DATA`` at once: it is the hot path.
 
 The connect runs as a task (``loop.create_connection``, non-blocking DNS, IPv4 and IPv6)
-under ``connect_timeout``; EV_DROP cancels it.  Writes go into a ``FlowQueue``; a flush
-hands chunks to ``transport.write`` until the transport calls ``pause_writing`` (its
-buffer above ``tx_buffer_size``); ``resume_writing`` flushes again.  Pending output above
-``outbuf_high_water`` pauses *reading* from the peer (so an echo facing a peer that
+under ``connect_timeout``; EV_DROP cancels it.  Writes go into a ``FlowQueue``
+(``fsmio.gobjs.outbuf``); a flush hands chunks to ``transport.write`` until the transport
+calls ``pause_writing`` (its buffer above ``tx_buffer_size``); ``resume_writing``
+flushes again.  Pending output above ``outbuf_high_water`` pauses *reading* from the peer (so an echo facing a peer that
 never reads stays bounded), resumed at the low-water mark.
 
 The peer's EOF: the data before it was already delivered; pending output is flushed,
@@ -314,9 +324,7 @@ def ac_flush(self: GSock, event: Event) -> None:
 
 
 def ac_refuse_write(self: GSock, event: Event) -> int:
-    (self.logger or _LOG).warning(
-        "%r: %s refused in %s: not connected", self, event.event_name, self.get_current_state()
-    )
+    self._log_refused(event.event_name)
     return -1
 
 
@@ -501,6 +509,7 @@ class GSock(GObj, asyncio.Protocol):
         self._close_reason: str | None = None
         self._drop_timer: TimerHandle | None = None
         self._ready_handle: asyncio.Handle | None = None
+        self._refused_logged = False
         self._dst_index = 0
         self.txed_msgs = 0
         self.txed_bytes = 0
@@ -594,7 +603,7 @@ class GSock(GObj, asyncio.Protocol):
         dropped with the reason ``tx_overflow``)."""
         data = as_bytes(data)
         if self._state not in ("ST_CONNECTED", "ST_WAIT_CONNECTED"):
-            (self.logger or _LOG).warning("%r: mt_write(): not connected, refused", self)
+            self._log_refused("mt_write")
             return -1
         try:
             n = self._queue.write(data)
@@ -621,6 +630,7 @@ class GSock(GObj, asyncio.Protocol):
     # ------------------------------------------------------------------------------------
     def _new_queue(self) -> None:
         config = self.config
+        self._refused_logged = False
         self._queue.close()
         self._queue = FlowQueue(
             send_bytes=config.send_bytes,
@@ -871,6 +881,14 @@ class GSock(GObj, asyncio.Protocol):
             self._fd = -1
             if self._socket_map.get(fd) is self:
                 del self._socket_map[fd]
+
+    def _log_refused(self, what: str) -> None:
+        # Bounded: a producer writing to a dead connection must not flood the log.
+        level = logging.DEBUG if self._refused_logged else logging.WARNING
+        self._refused_logged = True
+        (self.logger or _LOG).log(
+            level, "%r: %s refused in %s: not connected", self, what, self._state
+        )
 
     def _disconnected(self, reason: str) -> None:
         self._peername = self._sockname = None
