@@ -107,8 +107,9 @@ The connect runs as a task (``loop.create_connection``, non-blocking DNS, IPv4 a
 under ``connect_timeout``; EV_DROP cancels it.  Writes go into a ``FlowQueue``
 (``fsmio.gobjs.outbuf``); a flush hands chunks to ``transport.write`` until the transport
 calls ``pause_writing`` (its buffer above ``tx_buffer_size``); ``resume_writing``
-flushes again.  Pending output above ``outbuf_high_water`` pauses *reading* from the peer (so an echo facing a peer that
-never reads stays bounded), resumed at the low-water mark.
+flushes again.  Pending output above ``outbuf_high_water`` pauses *reading* from the
+peer (so an echo facing a peer that never reads stays bounded), resumed at the low-water
+mark.
 
 The peer's EOF: the data before it was already delivered; pending output is flushed,
 then the connection closes (reason ``eof``) — half-open connections are not kept.
