@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import itertools
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +25,7 @@ from fsmio.core.event import Event
 from fsmio.gobjs.c_connex import GConnex, parse_destinations
 from fsmio.gobjs.c_srv_sock import GServerSock
 from tests.conftest import FakeClock
+from tests.examples.test_echo_examples import Server
 from tests.gobjs.test_c_sock import HOSTS, fd_count, refusing_port
 from tests.gobjs.test_c_sock import Recorder as SockRecorder
 from tests.gobjs.test_c_sock import echo as sock_echo
@@ -1186,3 +1191,83 @@ def test_real_1000_failed_attempts_leak_no_fd_and_do_not_spin(
     assert fd_count() <= baseline
     GObj.destroy_gobj(connex)
     assert next_deadline(ga) is None
+
+
+def test_real_no_new_attempt_while_the_gaplic_stops() -> None:
+    with GAplic("stopping") as ga:
+        _, server = echo_server(ga)
+        rec, connex = real_connex(
+            ga,
+            destinations=[("127.0.0.1", server.config.port), ("127.0.0.1", refusing_port())],
+        )
+
+        def stop_when_connected() -> None:
+            if connex.is_connected():
+                ga.stop()
+            else:
+                ga.call_later(0.005, stop_when_connected)
+
+        ga.call_later(0.005, stop_when_connected)
+        ga.call_later(10, ga.stop)  # bound
+        ga.start()
+        # The shutdown closed the connection; the next destination was not tried.
+        assert rec.names()[-1] == "EV_DISCONNECTED"
+        assert rec.events[-1][2]["reason"] == "shutdown"
+        assert connex.attempts == 1
+
+
+def test_real_retries_leave_the_cpu_idle() -> None:
+    """F9: a refused destination retried every 0.1 s for 1 s costs (almost) no CPU."""
+    with GAplic("idle") as ga:
+        _, connex = real_connex(
+            ga, destinations=[("127.0.0.1", refusing_port())], timeout_between_connections=0.1
+        )
+        ga.call_later(1.0, ga.stop)
+        cpu = time.process_time()
+        ga.start()
+        cpu = time.process_time() - cpu
+    assert 6 <= connex.attempts <= 12
+    assert cpu < 0.5, f"{cpu:.3f} s of CPU for {connex.attempts} attempts"
+
+
+def test_real_reconnects_after_the_server_process_is_killed_and_restarted(
+    ga_real: GAplic, tmp_path: Any
+) -> None:
+    def start(port: int) -> Server:
+        err = tmp_path / f"server-{time.monotonic_ns()}.err"
+        with err.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "fsmio.examples.echo_server", "--port", str(port)],
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+        server = Server(proc, err)
+        servers.append(server)
+        return server
+
+    servers: list[Server] = []
+    try:
+        first = start(0)
+        port = int(first.wait_ready().split()[2])
+        rec, connex = real_connex(
+            ga_real, destinations=[("127.0.0.1", port)], timeout_between_connections=0.05
+        )
+        ga_real.send_event(connex, "EV_SEND_DATA", data=b"one")
+        drive(ga_real, lambda: rx_bytes(rec) == b"one", timeout=15)
+        first.proc.kill()  # SIGKILL: no goodbye
+        first.wait()
+        drive(ga_real, lambda: "EV_DISCONNECTED" in rec.names(), timeout=15)
+        drive_for(ga_real, 0.2)
+        assert connex.connections == 1 and connex.attempts >= 2
+        second = start(port)
+        assert second.wait_ready() == f"READY 127.0.0.1 {port}"
+        drive(ga_real, connex.is_connected, timeout=15)
+        ga_real.send_event(connex, "EV_SEND_DATA", data=b"+two")
+        drive(ga_real, lambda: rx_bytes(rec) == b"one+two", timeout=15)
+        assert rec.names().count("EV_CONNECTED") == 2
+        assert second.stop(signal.SIGTERM) == 0
+    finally:
+        for server in servers:
+            if server.proc.poll() is None:
+                server.proc.kill()
+            server.proc.communicate(timeout=15)

@@ -99,6 +99,7 @@ Differences from ginsfsm's GConnex (§6 item 27 of the behaviour spec), delibera
   truncated to 0); the next destination of a round is tried at the next loop iteration.
 * ``destinations`` can come from a config-file string.
 * Destroying the GConnex cancels everything: no retry, no event, the GSock is closed.
+  While its GAplic is stopping (``stop()`` was called) no new attempt starts.
 
 Theory of operation
 -------------------
@@ -851,6 +852,12 @@ class GConnex(GObj):
         self._start_attempt()
 
     def _start_attempt(self) -> None:
+        do_exit = getattr(self.gaplic, "do_exit", None)
+        if do_exit is not None and do_exit.is_set():
+            # The GAplic is stopping: no new connection now; try again later if it runs on.
+            self._set_timer(self.config.timeout_between_connections)
+            self._retry_pending = True
+            return
         if self._gsock_active:  # never two attempts on one GSock
             self._replace_gsock()
         self._dst = host, port = self.get_next_dst()
