@@ -35,6 +35,7 @@ BROKEN_FSM: dict[str, Any] = {
         "ST_A": (
             ("EV_GO", ac_ok, "ST_NOWHERE"),  # <- bad-next-state
             ("EV_UNDECLARED", ac_ok, None),  # <- undeclared-event
+            ("EV_GO", ac_ok),  # <- bad-row
         ),
         "ST_B": (
             ("EV_GO", "not callable", None),  # <- bad-action

@@ -179,12 +179,13 @@ class Locator:
         return None, None
 
     @staticmethod
-    def event_line(node: ast.AST | None, event: str) -> int | None:
-        for elt in _elements(_dict_get(node, "event_list")):
-            text = _const(elt)
-            if isinstance(text, str) and text.split(":")[0].strip() == event:
-                return elt.lineno
-        return None
+    def event_line(node: ast.AST | None, event: str, last: bool = False) -> int | None:
+        found = [
+            elt.lineno
+            for elt in _elements(_dict_get(node, "event_list"))
+            if isinstance(text := _const(elt), str) and text.split(":")[0].strip() == event
+        ]
+        return (found[-1] if last else found[0]) if found else None
 
     @staticmethod
     def state_line(node: ast.AST | None, state: str) -> int | None:
@@ -203,11 +204,21 @@ class Locator:
         return None
 
     @staticmethod
-    def row_line(node: ast.AST | None, state: str, event: str) -> int | None:
+    def row_line(node: ast.AST | None, state: str, event: str, last: bool = False) -> int | None:
         rows = _dict_get(_dict_get(node, "machine"), state)
-        for row in _elements(rows):
-            elts = _elements(row)
-            if elts and _const(elts[0]) == event:
+        found = [
+            row.lineno
+            for row in _elements(rows)
+            if (elts := _elements(row)) and _const(elts[0]) == event
+        ]
+        if found:
+            return found[-1] if last else found[0]
+        return Locator.machine_line(node, state)
+
+    @staticmethod
+    def bad_row_line(node: ast.AST | None, state: str) -> int | None:
+        for row in _elements(_dict_get(_dict_get(node, "machine"), state)):
+            if not isinstance(row, (ast.Tuple, ast.List)) or len(row.elts) != 3:
                 return row.lineno
         return Locator.machine_line(node, state)
 
@@ -254,20 +265,19 @@ def _machine_problems(
         line: int | None = None
         if m := re.match(rf"machine\[{_QUOTED}\]\[{_QUOTED}\]", item):
             line = Locator.row_line(node, ast.literal_eval(m[1]), ast.literal_eval(m[2]))
-        elif m := re.match(rf"machine\[{_QUOTED}\]: (?:event|row) {_QUOTED}", item):
-            state, what = ast.literal_eval(m[1]), m[2]
-            line = (
-                Locator.row_line(node, state, ast.literal_eval(what))
-                if item.split(": ", 1)[1].startswith("event")
-                else Locator.machine_line(node, state)
+        elif m := re.match(rf"machine\[{_QUOTED}\]: event {_QUOTED}", item):
+            line = Locator.row_line(
+                node, ast.literal_eval(m[1]), ast.literal_eval(m[2]), last=kind == "duplicate-row"
             )
+        elif kind == "bad-row" and (m := re.match(rf"machine\[{_QUOTED}\]", item)):
+            line = Locator.bad_row_line(node, ast.literal_eval(m[1]))
         elif (m := re.match(rf"machine\[{_QUOTED}\]", item)) or (
             m := re.match(rf"machine: state {_QUOTED}", item)
         ):
             line = Locator.machine_line(node, ast.literal_eval(m[1]))
         elif m := re.search(rf"event_list(?: OVERFILLED)?: {_QUOTED}", item):
             with_name = ast.literal_eval(m[1])
-            line = Locator.event_line(node, str(with_name))
+            line = Locator.event_line(node, str(with_name), last=kind == "duplicate-name")
         elif m := re.search(rf"state(?:_list)?(?: OVERFILLED)?:? {_QUOTED}", item):
             line = Locator.state_line(node, str(ast.literal_eval(m[1])))
         problems.append(Problem(kind, f"{label}: {item}", file, line or fallback))
@@ -485,7 +495,7 @@ def check_module(module: ModuleType, all_gclasses: bool = False) -> list[Problem
                     fline,
                 )
             )
-    return problems
+    return sorted(problems, key=lambda p: (p.file or "", p.line or 0))
 
 
 def load_module(target: str) -> ModuleType:
