@@ -592,3 +592,47 @@ def test_every_input_event_in_every_state_is_handled(ga: GAplic) -> None:
             assert client.get_current_state() in client.get_state_list()
             GObj.destroy_gobj(client)
     drive_for(ga, 0.02)
+
+
+def _echo_only(self: GObj, event: Event) -> None:
+    self.send_event(event.kw["gsock"], "EV_SEND_DATA", data=event.kw["data"])
+
+
+class EchoOnly(GObj):
+    """A subscriber that handles EV_RX_DATA (and the lifecycle) but not EV_TRANSMIT_READY."""
+
+    def __init__(self) -> None:
+        GObj.__init__(
+            self,
+            {
+                "event_list": (
+                    "EV_RX_DATA: bottom input",
+                    "EV_CONNECTED: bottom input",
+                    "EV_DISCONNECTED: bottom input",
+                ),
+                "state_list": ("ST_IDLE",),
+                "machine": {
+                    "ST_IDLE": (
+                        ("EV_RX_DATA", _echo_only, None),
+                        ("EV_CONNECTED", None, None),
+                        ("EV_DISCONNECTED", None, None),
+                    )
+                },
+            },
+        )
+
+
+def test_transmit_ready_only_to_subscribers_that_take_it(
+    ga: GAplic, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = ga.create_gobj("user", EchoOnly, None)
+    server = ga.create_gobj("server", GServerSock, user, host="127.0.0.1", port=0)
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        with caplog.at_level(logging.WARNING):
+            for i in range(20):
+                peer.sock.sendall(b"%d;" % i)
+                drive(ga, lambda i=i: (peer.pump() or True) and peer.received.endswith(b"%d;" % i))
+        assert [r.getMessage() for r in caplog.records] == []
+    finally:
+        peer.close()

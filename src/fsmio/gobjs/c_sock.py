@@ -90,8 +90,10 @@ Output events (broadcast to the subscriber; every one carries ``gsock``, the GSo
   or output that had to wait, has drained (the GSock's queue empty and the transport below
   its high-water mark).  It is sent from the loop, never from inside the action that
   sent the data (a producer sending from it does not recurse), and several drains in one
-  loop iteration give one event.  Set ``transmit_ready_event_name`` to None if you do not
-  use it: then it costs nothing.
+  loop iteration give one event.  It is only sent if a subscriber's FSM has a row for
+  it (or the subscriber is a unique name or a Deferred): a gobj that does not handle it
+  is not bothered with a warning per message.  ``transmit_ready_event_name`` None turns
+  it off entirely.
 
 Theory of operation
 -------------------
@@ -305,7 +307,7 @@ def ac_transport_up(self: GSock, event: Event) -> None:
     if self._state == "ST_CONNECTED" and not queue.pending and not queue.sink_paused:
         self._cancel_ready()
         name = self.config.transmit_ready_event_name
-        if name:
+        if name and self._wants(name):
             self.broadcast_event(name, gsock=self)
 
 
@@ -460,6 +462,10 @@ def socket_map_of(gaplic: Any) -> dict[int, GObj]:
         registry = _SocketRegistry(gaplic)
         gaplic._fsmio_sockets = registry
     return registry.map
+
+
+# Compiled FSM -> the events it has a row for (see GSock._wants).
+_ACCEPTED: dict[Any, frozenset[str]] = {}
 
 
 def _reason_of(exc: BaseException | None) -> str:
@@ -811,8 +817,27 @@ class GSock(GObj, asyncio.Protocol):
     def _schedule_ready(self) -> None:
         """EV_TRANSMIT_READY, from the loop (never from inside the sender's action, so a
         producer that sends from it does not recurse) and at most one pending."""
-        if self._ready_handle is None and self.config.transmit_ready_event_name:
+        name = self.config.transmit_ready_event_name
+        if self._ready_handle is None and name and self._wants(name):
             self._ready_handle = self.gaplic.loop.call_soon(self._emit_ready)
+
+    def _wants(self, name: str) -> bool:
+        """Whether a subscriber takes ``name`` (EV_TRANSMIT_READY can come after every
+        send: a subscriber whose FSM has no row for it is not bothered with it)."""
+        for sub in self._dl_subscriptions:
+            names = sub.event_names
+            if not sub.active or (names is not None and name not in names):
+                continue
+            subscriber = sub.subscriber
+            if not isinstance(subscriber, GObj):
+                return True  # a unique name or a Deferred: cannot tell, deliver
+            fsm = subscriber._fsm
+            accepted = _ACCEPTED.get(fsm)
+            if accepted is None:
+                accepted = _ACCEPTED[fsm] = frozenset(fsm.input_events)
+            if (sub.rename_event_name or name) in accepted:
+                return True
+        return False
 
     def _emit_ready(self) -> None:
         self._ready_handle = None
