@@ -63,11 +63,16 @@ connect_failed_event_name    str    None             New, off by default (ginsfs
 
 Input events (top):
 
-* ``EV_CONNECT`` — connect now (cancels a pending back-off wait).  No attributes.
+* ``EV_CONNECT`` — connect now: cancels a pending back-off wait and starts a fresh round
+  with the base delay.  No attributes.
 * ``EV_DROP`` — drop the connection or abort the attempt, discard the queued data, and stay
   down until the next ``EV_CONNECT`` or ``EV_SEND_DATA`` (or ``disabled = False``).
 * ``EV_SEND_DATA`` — ``data`` (bytes, or a latin-1 str).  Connected: handed to the GSock
-  (returns what it returns).  Otherwise queued (connecting if nothing is under way).
+  (returns what it returns).  Otherwise queued (connecting if nothing is under way);
+  returns 0, or -1 if refused (disabled, ``max_queued_bytes``, not bytes/str).
+* ``EV_WRITE_OUTPUT_DATA`` — ``data``: as EV_SEND_DATA, but a connected GSock only buffers
+  it until ``EV_FLUSH_OUTPUT_DATA`` (queued data is always flushed on connect).
+* ``EV_FLUSH_OUTPUT_DATA`` — connected: flush the GSock; otherwise nothing.
 
 Output events (broadcast to the subscriber; every one has ``connex``, and the GSock's own
 attributes; ``event.source[-1]`` is the GConnex):
@@ -394,7 +399,7 @@ def ac_connect(self: GConnex, event: Event) -> None:
         (self.logger or _LOG).warning("%r: EV_CONNECT ignored: disabled", self)
         return
     self._want = True
-    self._failed_attempts = 0
+    self._reset_backoff()
     self._cancel_timer()
     self._connect()
 
@@ -412,7 +417,7 @@ def ac_queue_data(self: GConnex, event: Event) -> int:
         return -1
     if self._state == "ST_DISCONNECTED" and not self._retry_pending and not self._connect_deferred:
         self._want = True
-        self._failed_attempts = 0
+        self._reset_backoff()
         self._connect()
     else:
         self._want = True
@@ -420,10 +425,16 @@ def ac_queue_data(self: GConnex, event: Event) -> int:
 
 
 def ac_send_data(self: GConnex, event: Event) -> Any:
-    """ST_CONNECTED: straight to the GSock (the hot path)."""
+    """ST_CONNECTED: EV_SEND_DATA / EV_WRITE_OUTPUT_DATA straight to the GSock (the hot
+    path)."""
     if self._inactivity_on:
         self._last_activity = self._clock()
-    return self.send_event(self._gsock, "EV_SEND_DATA", data=event.kw.get("data"))
+    return self.send_event(self._gsock, event.event_name, data=event.kw.get("data"))
+
+
+def ac_flush(self: GConnex, event: Event) -> None:
+    """ST_CONNECTED: EV_FLUSH_OUTPUT_DATA to the GSock."""
+    self.send_event(self._gsock, "EV_FLUSH_OUTPUT_DATA")
 
 
 def ac_drop(self: GConnex, event: Event) -> None:
@@ -439,9 +450,7 @@ def ac_connected(self: GConnex, event: Event) -> None:
         self.set_new_state("ST_WAIT_CONNECTED")
         return
     self._cancel_timer()
-    self._failed_attempts = 0
-    self._round_attempts = 0
-    self._next_delay = self.config.timeout_between_connections
+    self._reset_backoff()
     self.connections += 1
     if self._inactivity_on:
         self._last_activity = self._clock()
@@ -576,6 +585,8 @@ GCONNEX_FSM: Final[dict[str, Any]] = {
         "EV_CONNECT: top input",
         "EV_DROP: top input",
         "EV_SEND_DATA: top input",
+        "EV_WRITE_OUTPUT_DATA: top input",
+        "EV_FLUSH_OUTPUT_DATA: top input",
         "EV_CONNECTED: bottom input top output",
         "EV_DISCONNECTED: bottom input top output",
         "EV_RX_DATA: bottom input top output",
@@ -588,6 +599,8 @@ GCONNEX_FSM: Final[dict[str, Any]] = {
         "ST_DISCONNECTED": (
             ("EV_CONNECT", ac_connect, None),
             ("EV_SEND_DATA", ac_queue_data, None),
+            ("EV_WRITE_OUTPUT_DATA", ac_queue_data, None),
+            ("EV_FLUSH_OUTPUT_DATA", ac_ignore, None),
             ("EV_DROP", ac_drop, "ST_DISCONNECTED"),
             ("EV_TIMEOUT", ac_disconnected_timeout, None),
             ("EV_CONNECTED", ac_stale_connected, None),
@@ -598,6 +611,8 @@ GCONNEX_FSM: Final[dict[str, Any]] = {
         "ST_WAIT_CONNECTED": (
             ("EV_CONNECT", ac_connect_ignored, None),
             ("EV_SEND_DATA", ac_queue_data, None),
+            ("EV_WRITE_OUTPUT_DATA", ac_queue_data, None),
+            ("EV_FLUSH_OUTPUT_DATA", ac_ignore, None),
             ("EV_DROP", ac_drop, "ST_DISCONNECTED"),
             ("EV_TIMEOUT", ac_attempt_timeout, "ST_DISCONNECTED"),
             ("EV_CONNECTED", ac_connected, "ST_CONNECTED"),
@@ -608,6 +623,8 @@ GCONNEX_FSM: Final[dict[str, Any]] = {
         "ST_CONNECTED": (
             ("EV_CONNECT", ac_connect_ignored, None),
             ("EV_SEND_DATA", ac_send_data, None),
+            ("EV_WRITE_OUTPUT_DATA", ac_send_data, None),
+            ("EV_FLUSH_OUTPUT_DATA", ac_flush, None),
             ("EV_DROP", ac_drop, "ST_DISCONNECTED"),
             ("EV_TIMEOUT", ac_inactivity_timeout, None),
             ("EV_CONNECTED", ac_stale_connected, None),
@@ -877,6 +894,12 @@ class GConnex(GObj):
                 self.set_new_state("ST_DISCONNECTED")
                 self._cancel_timer()
                 self._failed(f"connect raised {exc!r}")
+
+    def _reset_backoff(self) -> None:
+        """A fresh start (connected, or asked to connect): a new round, the base delay."""
+        self._failed_attempts = 0
+        self._round_attempts = 0
+        self._next_delay = self.config.timeout_between_connections
 
     def _failed(self, reason: str) -> None:
         """An attempt failed: maybe tell the subscriber, then retry (or give up)."""
