@@ -1,0 +1,75 @@
+"""The example config files run as documented: the timer demo, and the echo server with
+the echo client talking to it on 127.0.0.1."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from fsmio.tools.cli import main
+from fsmio.tools.runner import run_app
+
+from .conftest import ROOT
+from .test_runner import _wait_for_line
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_passes_check(path: object, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(path), "--check"]) == 0, capsys.readouterr().err
+    assert "ok (" in capsys.readouterr().out
+
+
+def test_examples_are_there() -> None:
+    assert {p.name for p in EXAMPLES} >= {"timer_demo.toml", "echo_server.toml", "echo_client.toml"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_echo_client_against_echo_server() -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fsmio",
+            "run",
+            "examples/echo_server.toml",
+            "--set",
+            f"echo.port={port}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for_line(server, "running 1 gobj(s)")
+        seen: dict[str, Any] = {}
+        code = run_app(
+            ROOT / "examples" / "echo_client.toml",
+            sets=[f"client.port={port}", "client.count=50", "client.size=300", "client.timeout=20"],
+            on_started=lambda gaplic: seen.update(client=gaplic.find_unique_gobj("client")),
+        )
+        assert code == 0
+        client = seen["client"]
+        assert client.error is None
+        assert client.echoed_bytes == 50 * 300
+        server.send_signal(signal.SIGTERM)
+        _out, err = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert "GAplic 'echo_server' stopped" in err
