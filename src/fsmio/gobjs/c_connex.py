@@ -22,7 +22,9 @@ destinations                 list   ``[('', 0)]``    ``(host, port)`` pairs trie
                                                      ``("h", p)``.  IPv6: ``"[::1]:8000"``.
 timeout_waiting_connected    float  60               Seconds an attempt may take; then it is
                                                      aborted (EV_DROP to the GSock) and counted as
-                                                     failed.
+                                                     failed.  Also the child GSock's
+                                                     ``connect_timeout`` (unless ``gsock_kw`` sets
+                                                     it).
 timeout_between_connections  float  5                Seconds to wait after a failed *round* (every
                                                      destination tried once).
 timeout_inactivity           float  -1               > 0: drop the connection after that many
