@@ -312,7 +312,25 @@ def ac_transport_up(self: GSock, event: Event) -> None:
 
 
 def ac_send_data(self: GSock, event: Event) -> int:
-    n = self.mt_write(event.kw.get("data", b""))
+    data = event.kw.get("data", b"")
+    queue = self._queue
+    transport = self._transport
+    if (
+        type(data) is bytes
+        and transport is not None
+        and not queue.buf.pending
+        and not queue.sink_paused
+        and 0 < len(data) <= queue.send_bytes
+    ):
+        # The hot path (an echo's reply): nothing queued, the transport takes it: skip
+        # the queue.  What follows a flush (close_when_flushed, EV_TRANSMIT_READY) is kept.
+        self._tx(data)
+        if self.config.close_when_flushed:
+            self._close_gracefully("closed")
+        elif not queue.sink_paused:
+            self._schedule_ready()
+        return len(data)
+    n = self.mt_write(data)
     if n >= 0:
         self.mt_flush()
     return n
@@ -726,7 +744,7 @@ class GSock(GObj, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.rxed_msgs += 1
         self.rxed_bytes += len(data)
-        self.last_activity = self.gaplic.time()
+        self.last_activity = self._gaplic._clock()
         if self.trace_dump or GSock._global_trace_dump:
             (self.logger or _LOG).info(hexdump(f"{self!r} RX <-", data))
         name = self.config.rx_data_event_name
@@ -785,6 +803,7 @@ class GSock(GObj, asyncio.Protocol):
         assert transport is not None
         self.txed_msgs += 1
         self.txed_bytes += len(data)
+        self.last_activity = self._gaplic._clock()
         if self.trace_dump or GSock._global_trace_dump:
             (self.logger or _LOG).info(hexdump(f"{self!r} TX ->", data))
         transport.write(data)
@@ -797,7 +816,6 @@ class GSock(GObj, asyncio.Protocol):
         queue = self._queue
         txed = self.txed_bytes
         queue.flush(self._tx)
-        self.last_activity = self.gaplic.time()
         if queue.reading_should_pause():
             transport.pause_reading()
         elif queue.reading_should_resume() and not transport.is_closing():
