@@ -141,6 +141,13 @@ def test_ready_round_trips_and_a_signal_stops_with_exit_0(
     assert "Traceback" not in server.stderr()
 
 
+def test_sigterm_right_after_ready_still_exits_0(start_server: Callable[..., Server]) -> None:
+    server = start_server("--port", "0")
+    ready(server)
+    assert server.stop(signal.SIGTERM) == 0, server.stderr()
+    assert server.extra_stdout == b""
+
+
 def test_max_seconds_stops_the_server(start_server: Callable[..., Server]) -> None:
     server = start_server("--port", "0", "--max-seconds", "0.3")
     ready(server)

@@ -164,8 +164,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"echo_server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
             return 1
         host, port = echo.listening_on()
-        print(f"READY {host} {port}", flush=True)
-        _LOG.info("echoing on %s:%s%s", host, port, " (TLS)" if ssl_options else "")
+
+        def announce() -> None:
+            # From inside the running loop: SIGTERM/SIGINT handlers are installed by now,
+            # so a signal sent as soon as READY is read still stops the server cleanly.
+            print(f"READY {host} {port}", flush=True)
+            _LOG.info("echoing on %s:%s%s", host, port, " (TLS)" if ssl_options else "")
+
+        gaplic.add_callback(announce)
         started = time.monotonic()
         gaplic.start()
         _LOG.info(
