@@ -514,6 +514,32 @@ def _reason_of(exc: BaseException | None) -> str:
 class GSock(GObj, asyncio.Protocol):
     """A TCP/TLS connection gobj (see the module documentation)."""
 
+    # Per-connection memory is a goal: slots for everything a GSock adds to a GObj.
+    __slots__ = (
+        "_close_reason",
+        "_connect_task",
+        "_drop_timer",
+        "_dst_index",
+        "_fd",
+        "_impl_poll",
+        "_peername",
+        "_queue",
+        "_ready_handle",
+        "_refused_logged",
+        "_server",
+        "_socket_map",
+        "_sockname",
+        "_ssl_ctx",
+        "_transport",
+        "addr",
+        "last_activity",
+        "rxed_bytes",
+        "rxed_msgs",
+        "trace_dump",
+        "txed_bytes",
+        "txed_msgs",
+    )
+
     _global_trace_dump: bool = False
 
     trace_dump: bool

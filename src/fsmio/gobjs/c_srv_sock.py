@@ -237,7 +237,12 @@ class GServerSock(GObj):
             raise RuntimeError(f"{self!r}: a GServerSock needs a GAplic")
         self._ssl_ctx = make_ssl_context(self.config.ssl_options, True, repr(self))
         self._child_subscriber = self.config.subscriber or self.parent
-        self._child_kw = {name: self.read_parameter(name) for name in _CHILD_PARAMS}
+        # Only what differs from GSock's defaults: a child's config stores what is written.
+        self._child_kw = {
+            name: value
+            for name in _CHILD_PARAMS
+            if (value := self.read_parameter(name)) != GSOCK_GCONFIG[name][1]
+        }
         self._socket_map = socket_map_of(self.gaplic)
         self._sock = self._listen()
         self._fd = self._sock.fileno()

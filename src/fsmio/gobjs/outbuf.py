@@ -84,7 +84,8 @@ class OutBuf:
     def __init__(self, overflow: int = 1048576, spill_dir: str | None = None) -> None:
         self.overflow = overflow
         self.spill_dir = spill_dir
-        self._chunks: collections.deque[bytes] = collections.deque()
+        # Made on the first write that stays in memory (an idle connection needs none).
+        self._chunks: collections.deque[bytes] | None = None
         self._head_offset = 0  # bytes of _chunks[0] already popped
         self.mem_size = 0
         self._file: IO[bytes] | None = None
@@ -111,7 +112,10 @@ class OutBuf:
         if not data:
             return
         if self.spill_size == 0 and self.mem_size + len(data) <= self.overflow:
-            self._chunks.append(data)
+            chunks = self._chunks
+            if chunks is None:
+                chunks = self._chunks = collections.deque()
+            chunks.append(data)
             self.mem_size += len(data)
             return
         f = self._file
@@ -127,6 +131,7 @@ class OutBuf:
         """Remove and return up to ``n`` (> 0) bytes from the front (b'' when empty)."""
         if self.mem_size:
             chunks = self._chunks
+            assert chunks is not None
             head = chunks[0]
             offset = self._head_offset
             if offset == 0 and len(head) <= n and (len(head) == n or len(chunks) == 1):
@@ -169,7 +174,8 @@ class OutBuf:
 
     def clear(self) -> None:
         """Forget every byte (the spill file is truncated, not closed)."""
-        self._chunks.clear()
+        if self._chunks is not None:
+            self._chunks.clear()
         self._head_offset = 0
         self.mem_size = 0
         if self._file is not None:
