@@ -1,0 +1,643 @@
+"""Run the whole benchmark and write a Markdown table of the results.
+
+    python -m benchmarks.run [--quick] [--out benchmarks/results/<date>.md]
+
+1. Echo, side by side in one run: the fsmio echo server (``benchmarks.fsmio_echo``:
+   GServerSock + GSock + a user gobj, every message EV_RX_DATA -> action -> EV_SEND_DATA),
+   a raw asyncio ``Protocol`` on the standard loop, the same on uvloop, and a hand-written
+   ``selectors`` loop.  Each server is its own process pinned to CPU 0; the load
+   generator (``benchmarks.loadgen``) is another process pinned to CPU 1 (on a machine
+   with two CPUs or more).  Every mode runs every server in turn, ``--repeat`` times, the
+   order rotating; the servers' CPU time comes from ``/proc/PID/stat``.
+2. Idle connections: a fresh server per measurement; its RSS with N connections open
+   minus its RSS before them, divided by N.
+3. In-process micro-benchmarks (``benchmarks.micro``), fsmio beside automat and
+   transitions.
+
+``--quick`` is a smoke run (tiny counts, one repeat, seconds in all): it proves the
+benchmark works, its figures mean nothing.  The full run takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import select
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import micro
+from benchmarks.common import cpu_seconds, raise_nofile, rss_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+# name -> command line of the echo server (each prints "READY <host> <port>").
+SERVERS: dict[str, list[str]] = {
+    "fsmio": [PY, "-m", "benchmarks.fsmio_echo"],
+    "asyncio": [PY, "-m", "benchmarks.echo_asyncio", "--loop", "asyncio"],
+    "uvloop": [PY, "-m", "benchmarks.echo_asyncio", "--loop", "uvloop"],
+    "selectors": [PY, "-m", "benchmarks.echo_selectors"],
+}
+
+
+@dataclass
+class Mode:
+    """One load: its loadgen arguments and the unit its CPU figure is given per."""
+
+    name: str
+    args: list[str]
+    unit: str  # "msg", "GB" or "conn"
+    title: str
+
+
+def modes(quick: bool) -> list[Mode]:
+    s = "0.3" if quick else None
+    return [
+        Mode("pingpong-1", ["--mode", "pingpong", "--conns", "1", "--seconds", s or "2"],
+             "msg", "ping-pong, 1 connection, 64 B"),
+        Mode("pingpong-100", ["--mode", "pingpong", "--conns", "100", "--seconds", s or "3"],
+             "msg", "ping-pong, 100 connections, 64 B"),
+        Mode("pipelined", ["--mode", "pipelined", "--conns", "100", "--inflight", "16",
+                           "--seconds", s or "3"],
+             "msg", "pipelined, 100 connections x 16 in flight, 64 B"),
+        Mode("stream", ["--mode", "stream", "--conns", "10", "--chunk", "65536",
+                        "--seconds", s or "3"],
+             "GB", "streaming, 10 connections, 64 KiB writes"),
+        Mode("churn", ["--mode", "churn", "--conns", "10", "--seconds", s or "3"],
+             "conn", "connect / echo 64 B / close, 10 at a time"),
+    ]  # fmt: skip
+
+
+@dataclass
+class EchoRun:
+    server: str
+    mode: str
+    repeat: int
+    messages: float  # round trips, bytes (stream) or connections (churn)
+    seconds: float
+    server_cpu: float
+    p50_us: float | None
+    p99_us: float | None
+    errors: int
+    first_error: str = ""
+
+
+@dataclass
+class IdleRun:
+    server: str
+    repeat: int
+    connections: int
+    rss_before: int
+    rss_after: int
+    errors: int
+
+    @property
+    def per_conn(self) -> float:
+        return (self.rss_after - self.rss_before) / max(1, self.connections)
+
+
+@dataclass
+class Results:
+    machine: dict[str, Any]
+    echo: list[EchoRun] = field(default_factory=list)
+    idle: list[IdleRun] = field(default_factory=list)
+    micro: list[micro.Micro] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------
+#   Machine and processes
+# ----------------------------------------------------------------------------------------
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    with suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    commit = ""
+    with suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "usable_cores": len(_CPUS),
+        "python": platform.python_version(),
+        "uvloop": _version("uvloop"),
+        "automat": _version("automat"),
+        "transitions": _version("transitions"),
+        "fsmio": _version("fsmio"),
+        "commit": commit,
+        "kernel": platform.release(),
+    }
+
+
+# The CPUs this benchmark may use, read once (main() then pins this process).
+_CPUS = sorted(os.sched_getaffinity(0))
+
+
+def cpu_plan() -> tuple[set[int], set[int]]:
+    """(server CPUs, load CPUs): one core each where there are two."""
+    cpus = _CPUS
+    if len(cpus) >= 2:
+        return {cpus[0]}, {cpus[1]}
+    return set(cpus), set(cpus)
+
+
+class Server:
+    """An echo server process, started and waited for READY."""
+
+    def __init__(self, name: str, argv: list[str], cpus: set[int]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            [*argv, "--host", "127.0.0.1", "--port", "0"],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with suppress(OSError):
+            os.sched_setaffinity(self.proc.pid, cpus)
+        line = _readline(self.proc, 20.0)
+        if not line.startswith("READY "):
+            err = self.stop()
+            raise RuntimeError(f"{name}: no READY line (got {line!r}); stderr: {err[-500:]}")
+        _, self.host, port = line.split()
+        self.port = int(port)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+        return err
+
+
+def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().strip() if ready else ""
+
+
+@contextmanager
+def servers(names: list[str], cpus: set[int], res: Results) -> Iterator[dict[str, Server]]:
+    live: dict[str, Server] = {}
+    try:
+        for name in names:
+            try:
+                live[name] = Server(name, SERVERS[name], cpus)
+            except RuntimeError as exc:
+                res.unavailable[name] = str(exc).splitlines()[0][:200]
+        yield live
+    finally:
+        for server in live.values():
+            server.stop()
+
+
+def loadgen(server: Server, args: list[str], cpus: set[int], timeout: float) -> dict[str, Any]:
+    proc = subprocess.Popen(
+        [PY, "-m", "benchmarks.loadgen", "--host", server.host, "--port", str(server.port),
+         *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with suppress(OSError):
+        os.sched_setaffinity(proc.pid, cpus)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise RuntimeError(f"loadgen {args} against {server.name} timed out") from None
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadgen {args} against {server.name} failed: {err[-800:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+# ----------------------------------------------------------------------------------------
+#   The runs
+# ----------------------------------------------------------------------------------------
+def run_echo(res: Results, quick: bool, repeat: int, log: Callable[[str], None]) -> None:
+    server_cpus, load_cpus = cpu_plan()
+    names = list(SERVERS)
+    with servers(names, server_cpus, res) as live:
+        order = [n for n in names if n in live]
+        for r in range(repeat):
+            for mode in modes(quick):
+                rotated = order[r % len(order) :] + order[: r % len(order)] if order else []
+                for name in rotated:
+                    server = live[name]
+                    cpu0 = cpu_seconds(server.pid)
+                    out = loadgen(server, mode.args, load_cpus, timeout=60.0)
+                    cpu = cpu_seconds(server.pid) - cpu0
+                    run = EchoRun(
+                        server=name,
+                        mode=mode.name,
+                        repeat=r,
+                        messages=float(out["messages"]),
+                        seconds=float(out["seconds"]),
+                        server_cpu=cpu,
+                        p50_us=out["p50_us"],
+                        p99_us=out["p99_us"],
+                        errors=int(out["errors"]),
+                        first_error=out.get("first_error", ""),
+                    )
+                    res.echo.append(run)
+                    log(
+                        f"echo {mode.name:13s} {name:9s} #{r}: {run.messages / run.seconds:12.0f}"
+                        f"/s  server cpu {cpu:.2f} s  errors {run.errors}"
+                    )
+
+
+def run_idle(res: Results, conns: int, repeat: int, log: Callable[[str], None]) -> None:
+    server_cpus, load_cpus = cpu_plan()
+    for r in range(repeat):
+        for name, argv in SERVERS.items():
+            if name in res.unavailable:
+                continue
+            try:
+                server = Server(name, argv, server_cpus)
+            except RuntimeError as exc:
+                res.unavailable[name] = str(exc).splitlines()[0][:200]
+                continue
+            try:
+                # Warm up (first connections load code and fill caches), then settle.
+                loadgen(server, ["--mode", "churn", "--conns", "2", "--seconds", "0.2"],
+                        load_cpus, timeout=30.0)  # fmt: skip
+                time.sleep(0.3)
+                before = rss_bytes(server.pid)
+                proc = subprocess.Popen(
+                    [PY, "-m", "benchmarks.loadgen", "--host", server.host,
+                     "--port", str(server.port), "--mode", "idle", "--conns", str(conns)],
+                    cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, text=True,
+                )  # fmt: skip
+                with suppress(OSError):
+                    os.sched_setaffinity(proc.pid, load_cpus)
+                line = _readline(proc, 120.0)
+                opened = int(line.split()[1]) if line.startswith("IDLE ") else 0
+                time.sleep(0.5)
+                after = rss_bytes(server.pid)
+                out, _ = proc.communicate("close\n", timeout=60.0)
+                result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+                run = IdleRun(name, r, opened, before, after, int(result.get("errors", 1)))
+                res.idle.append(run)
+                log(
+                    f"idle {name:9s} #{r}: {opened} connections, "
+                    f"{run.per_conn / 1024:.2f} KiB each (errors {run.errors})"
+                )
+            finally:
+                server.stop()
+
+
+# ----------------------------------------------------------------------------------------
+#   The report
+# ----------------------------------------------------------------------------------------
+PER = {"msg": (1e5, "s / 100k msg"), "GB": (1e9, "s / GB"), "conn": (1e3, "s / 1000 conn")}
+
+
+def _cpu_per_unit(run: EchoRun, unit: str) -> float:
+    scale, _ = PER[unit]
+    return run.server_cpu / run.messages * scale if run.messages else float("nan")
+
+
+def _throughput(value: float, unit: str) -> str:
+    if unit == "GB":
+        return f"{value / 1e6:.0f} MB/s"
+    if unit == "conn":
+        return f"{value:.0f} conn/s"
+    return f"{value / 1e3:.1f} k msg/s"
+
+
+def _med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def echo_summary(res: Results, quick: bool) -> dict[tuple[str, str], dict[str, float]]:
+    """(mode, server) -> median figures and spread."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for mode in modes(quick):
+        for server in SERVERS:
+            runs = [e for e in res.echo if e.mode == mode.name and e.server == server]
+            if not runs:
+                continue
+            cpus = [_cpu_per_unit(e, mode.unit) for e in runs]
+            out[(mode.name, server)] = {
+                "rate": _med([e.messages / e.seconds for e in runs]),
+                "cpu": _med(cpus),
+                "cpu_min": min(cpus),
+                "cpu_max": max(cpus),
+                "p50": _med([e.p50_us for e in runs if e.p50_us is not None]),
+                "p99": _med([e.p99_us for e in runs if e.p99_us is not None]),
+                "errors": sum(e.errors for e in runs),
+                "n": len(runs),
+            }
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or not b or a != a or b != b:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def _fmt_us(v: float) -> str:
+    if v != v:
+        return "-"
+    return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} µs"
+
+
+def render(res: Results, quick: bool, elapsed: float) -> str:
+    m = res.machine
+    lines = [
+        f"# fsmio benchmark - {m['date']}",
+        "",
+        "| machine | |",
+        "|---|---|",
+        f"| CPU | {m['cpu']} ({m['cores']} cores, {m['usable_cores']} usable) |",
+        f"| Python | {m['python']} |",
+        f"| uvloop | {m['uvloop']} |",
+        f"| automat / transitions | {m['automat']} / {m['transitions']} |",
+        f"| fsmio | {m['fsmio']} (commit {m['commit'] or '?'}) |",
+        f"| kernel | {m['kernel']} |",
+        (
+            f"| mode | {'QUICK (smoke run: the figures mean nothing)' if quick else 'full'}"
+            f", {elapsed:.0f} s |"
+        ),
+        "",
+    ]
+    if res.unavailable:
+        lines.append("Not available in this run:")
+        lines.extend(f"- **{n}**: {why}" for n, why in res.unavailable.items())
+        lines.append("")
+    summary = echo_summary(res, quick)
+    if summary:
+        server_cpus, load_cpus = cpu_plan()
+        lines += [
+            "## Echo servers",
+            "",
+            (
+                f"Servers pinned to CPU {sorted(server_cpus)}, load generator to CPU "
+                f"{sorted(load_cpus)}. Figures are medians of "
+                f"{max(v['n'] for v in summary.values())} runs; *server CPU* is user+system "
+                "seconds of the server process from /proc/PID/stat, with the [min-max] of "
+                "the runs. Ratios divide the server CPU figure by raw asyncio's and raw "
+                "uvloop's in the same run (lower is better)."
+            ),
+            "",
+        ]
+        for mode in modes(quick):
+            rows = [(s, summary[(mode.name, s)]) for s in SERVERS if (mode.name, s) in summary]
+            if not rows:
+                continue
+            _, label = PER[mode.unit]
+            base_a = summary.get((mode.name, "asyncio"), {}).get("cpu")
+            base_u = summary.get((mode.name, "uvloop"), {}).get("cpu")
+            lines += [
+                f"### {mode.title}",
+                "",
+                (
+                    f"| server | throughput | p50 | p99 | server CPU ({label}) | vs asyncio "
+                    "| vs uvloop | errors |"
+                ),
+                "|---|---:|---:|---:|---:|---:|---:|---:|",
+            ]
+            for server, v in rows:
+                lat = mode.unit != "GB"
+                lines.append(
+                    f"| {server} | {_throughput(v['rate'], mode.unit)} "
+                    f"| {_fmt_us(v['p50']) if lat else '-'} | {_fmt_us(v['p99']) if lat else '-'} "
+                    f"| {v['cpu']:.3f} [{v['cpu_min']:.3f}-{v['cpu_max']:.3f}] "
+                    f"| {_ratio(v['cpu'], base_a)} | {_ratio(v['cpu'], base_u)} "
+                    f"| {int(v['errors'])} |"
+                )
+            lines.append("")
+    if res.idle:
+        lines += [
+            "## Idle connections",
+            "",
+            (
+                "RSS of a fresh server with the connections open (each echoed one byte "
+                "first) minus its RSS before them, per connection."
+            ),
+            "",
+            "| server | connections | KiB per connection (runs) | vs asyncio | vs uvloop |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        per: dict[str, float] = {}
+        for server in SERVERS:
+            runs = [i for i in res.idle if i.server == server]
+            if runs:
+                per[server] = _med([i.per_conn for i in runs])
+        for server, value in per.items():
+            runs = [i for i in res.idle if i.server == server]
+            spread = ", ".join(f"{i.per_conn / 1024:.2f}" for i in runs)
+            lines.append(
+                f"| {server} | {min(i.connections for i in runs)} | **{value / 1024:.2f}** "
+                f"({spread}) | {_ratio(value, per.get('asyncio'))} "
+                f"| {_ratio(value, per.get('uvloop'))} |"
+            )
+        lines.append("")
+    if res.micro:
+        lines += [
+            "## In-process micro-benchmarks",
+            "",
+            (
+                "One process pinned to one CPU; the best of the rounds (the least "
+                "disturbed) and every round's figure."
+            ),
+            "",
+            "| benchmark | implementation | best | rounds | fsmio ÷ this |",
+            "|---|---|---:|---|---:|",
+        ]
+        fsmio_best = {r.bench: r.best for r in res.micro if r.impl.startswith("fsmio")}
+        for r in res.micro:
+            if r.note:
+                lines.append(f"| {r.bench} | {r.impl} | {r.note} | | |")
+            elif r.extra:
+                extra = ", ".join(f"{k} {_num(v)}" for k, v in r.extra.items())
+                lines.append(f"| {r.bench} | {r.impl} | {extra} | | |")
+            else:
+                rounds = ", ".join(micro.format_rate(x) for x in r.rates)
+                vs = "" if r.impl.startswith("fsmio") else _ratio(fsmio_best.get(r.bench), r.best)
+                lines.append(
+                    f"| {r.bench} | {r.impl} | {micro.format_rate(r.best)} {r.unit} "
+                    f"| {rounds} | {vs} |"
+                )
+        lines.append("")
+    lines += targets(res, summary)
+    if res.notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in res.notes], ""]
+    return "\n".join(lines)
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}" if abs(v) < 1e5 else f"{v:,.0f}"
+    return str(v)
+
+
+def targets(res: Results, summary: dict[tuple[str, str], dict[str, float]]) -> list[str]:
+    """The issue's targets, each with the measured figure and met / NOT met."""
+    rows: list[tuple[str, str, float | None, float, bool]] = []  # (what, fig, value, lim, le)
+
+    def ratio(mode: str, base: str) -> float | None:
+        a = summary.get((mode, "fsmio"), {}).get("cpu")
+        b = summary.get((mode, base), {}).get("cpu")
+        return a / b if a is not None and b else None
+
+    for mode, limit in (("pingpong-100", 0.9), ("pipelined", 0.9), ("stream", 0.9),
+                        ("churn", 1.0)):  # fmt: skip
+        rows.append((f"server CPU, fsmio / raw asyncio, {mode}", "x", ratio(mode, "asyncio"),
+                     limit, True))  # fmt: skip
+    rows.extend(
+        (f"server CPU, fsmio / raw uvloop, {mode}", "x", ratio(mode, "uvloop"), 1.15, True)
+        for mode in ("pingpong-100", "pipelined")
+    )
+    idle = [i.per_conn for i in res.idle if i.server == "fsmio"]
+    rows.append(("RSS per idle connection, fsmio", "KiB",
+                 _med(idle) / 1024 if idle else None, 2.5, True))  # fmt: skip
+    best = {(r.bench, r.impl): r.best for r in res.micro if r.rates}
+    send = best.get(("toggle", "fsmio send_event"))
+    automat = max(
+        (v for (b, i), v in best.items() if b == "toggle" and i.startswith("automat")),
+        default=None,
+    )
+    rows.append(("send_event, two-state toggle", "M events/s",
+                 send / 1e6 if send else None, 2.0, False))  # fmt: skip
+    rows.append(("send_event / fastest automat, same run", "x",
+                 send / automat if send and automat else None, 1.5, False))  # fmt: skip
+    for bench in ("post_event (running uvloop loop)", "post_event (drained by _loop)"):
+        post = best.get((bench, "fsmio"))
+        rows.append((bench, "M events/s", post / 1e6 if post else None, 1.0, False))
+    lines = [
+        "## Targets (issue 4)",
+        "",
+        "| target | measured | limit | met |",
+        "|---|---:|---:|---|",
+    ]
+    for what, unit, value, limit, le in rows:
+        if value is None or value != value:
+            lines.append(f"| {what} | not measured | {'≤' if le else '≥'} {limit} {unit} | - |")
+            continue
+        ok = value <= limit if le else value >= limit
+        lines.append(
+            f"| {what} | {value:.2f} {unit} | {'≤' if le else '≥'} {limit} {unit} "
+            f"| {'yes' if ok else '**NO**'} |"
+        )
+    lines.append("")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="fsmio benchmark: echo servers and micro")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny counts")
+    parser.add_argument("--out", help="Markdown file to write (default: print only)")
+    parser.add_argument("--repeat", type=int, help="echo repeats (default 3; quick 1)")
+    parser.add_argument("--idle", type=int, help="idle connections (default 10000; quick 50)")
+    parser.add_argument("--no-echo", action="store_true", help="skip the echo servers")
+    parser.add_argument("--no-idle", action="store_true", help="skip the idle connections")
+    parser.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
+    parser.add_argument(
+        "--servers", help=f"comma-separated subset of {','.join(SERVERS)} (default: all)"
+    )
+    args = parser.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else 3)
+    idle = args.idle or (50 if args.quick else 10_000)
+    if args.servers:
+        wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
+        unknown = [s for s in wanted if s not in SERVERS]
+        if unknown:
+            parser.error(f"unknown servers: {unknown}")
+        for name in list(SERVERS):
+            if name not in wanted:
+                del SERVERS[name]
+    limit = raise_nofile()
+    t0 = time.monotonic()
+
+    def log(msg: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    res = Results(machine_info())
+    if limit < idle + 100:
+        res.notes.append(
+            f"RLIMIT_NOFILE is {limit}: {idle} idle connections need more; measured "
+            f"{limit - 100} instead."
+        )
+        idle = max(1, limit - 100)
+    _, load_cpus = cpu_plan()
+    with suppress(OSError):  # this process only waits: keep it off the servers' CPU
+        os.sched_setaffinity(0, load_cpus)
+    if not args.no_echo:
+        run_echo(res, args.quick, repeat, log)
+    if not args.no_idle:
+        run_idle(res, idle, 1 if args.quick else repeat, log)
+    if not args.no_micro:
+        server_cpus, _ = cpu_plan()
+        with suppress(OSError):
+            os.sched_setaffinity(0, server_cpus)
+        res.micro = micro.run_all(args.quick, log=log)
+    text = render(res, args.quick, time.monotonic() - t0)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+        raw = {
+            "machine": res.machine,
+            "echo": [asdict(e) for e in res.echo],
+            "idle": [asdict(i) | {"per_conn": i.per_conn} for i in res.idle],
+            "micro": [asdict(m) for m in res.micro],
+            "unavailable": res.unavailable,
+        }
+        out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
+        log(f"wrote {out} and {out.with_suffix('.json')}")
+    errors = sum(e.errors for e in res.echo) + sum(i.errors for i in res.idle)
+    if errors:
+        log(f"{errors} verification errors: see the errors columns")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
