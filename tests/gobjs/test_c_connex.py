@@ -8,8 +8,10 @@ real-socket tests at the end run against GServerSock/GSock on loopback.
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,9 +28,6 @@ from fsmio.gobjs.c_connex import GConnex, parse_destinations
 from fsmio.gobjs.c_srv_sock import GServerSock
 from tests.conftest import FakeClock
 from tests.examples.test_echo_examples import Server
-from tests.gobjs.test_c_sock import HOSTS, fd_count, refusing_port
-from tests.gobjs.test_c_sock import Recorder as SockRecorder
-from tests.gobjs.test_c_sock import echo as sock_echo
 from tests.helpers import drive, drive_for
 
 # ----------------------------------------------------------------------------------------
@@ -1096,9 +1095,72 @@ def test_random_sequences_keep_the_invariants(
 # ----------------------------------------------------------------------------------------
 #   Real sockets (GSock, GServerSock) on loopback
 # ----------------------------------------------------------------------------------------
+def fd_count() -> int:
+    """Open descriptors, except /dev/null (libuv opens a reserve fd on it lazily)."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # the fd of the listdir itself
+            continue
+        count += target != "/dev/null"
+    return count
+
+
+def refusing_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on (bound, then closed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:  # pragma: no cover - a machine without IPv6
+        return False
+
+
+HOSTS = [
+    "127.0.0.1",
+    pytest.param("::1", marks=pytest.mark.skipif(not _has_ipv6(), reason="no IPv6")),
+]
+
+
+def srv_any(self: SockRecorder, event: Event) -> Any:
+    self.events.append((event.event_name, dict(event.kw)))
+    if event.event_name == "EV_RX_DATA":
+        return self.send_event(event.kw["gsock"], "EV_SEND_DATA", data=event.kw["data"])
+    return None
+
+
+SRV_EVENTS = ("EV_CONNECTED", "EV_DISCONNECTED", "EV_RX_DATA", "EV_TRANSMIT_READY")
+SOCK_RECORDER_FSM: dict[str, Any] = {
+    "event_list": tuple(f"{name}: bottom input" for name in SRV_EVENTS),
+    "state_list": ("ST_IDLE",),
+    "machine": {"ST_IDLE": tuple((name, srv_any, None) for name in SRV_EVENTS)},
+}
+
+
+class SockRecorder(GObj):
+    """The server side: echoes and records what its connections report."""
+
+    def __init__(self) -> None:
+        GObj.__init__(self, SOCK_RECORDER_FSM)
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def count(self, name: str) -> int:
+        return sum(1 for n, _ in self.events if n == name)
+
+    def data(self) -> bytes:
+        return b"".join(kw["data"] for n, kw in self.events if n == "EV_RX_DATA")
+
+
 def echo_server(ga: GAplic, host: str = "127.0.0.1", port: int = 0) -> tuple[Any, GServerSock]:
     user = ga.create_gobj(None, SockRecorder, None)
-    user.hooks["EV_RX_DATA"] = sock_echo
     server: GServerSock = ga.create_gobj(None, GServerSock, user, host=host, port=port)
     return user, server
 
@@ -1203,7 +1265,6 @@ def test_real_tls_round_trip(ga_real: GAplic, tmp_path: Any) -> None:
     cert.private_key_and_cert_chain_pem.write_to_path(str(cert_file))
     ca.cert_pem.write_to_path(str(ca_file))
     user = ga_real.create_gobj(None, SockRecorder, None)
-    user.hooks["EV_RX_DATA"] = sock_echo
     server = ga_real.create_gobj(
         None,
         GServerSock,
