@@ -7,6 +7,7 @@ real-socket tests at the end run against GServerSock/GSock on loopback.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import random
@@ -1392,3 +1393,51 @@ def test_real_reconnects_after_the_server_process_is_killed_and_restarted(
             if server.proc.poll() is None:
                 server.proc.kill()
             server.proc.communicate(timeout=15)
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A port whose SYNs are never answered: listen(0), never accept, backlog filled."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    port = int(lsock.getsockname()[1])
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        assert s.connect_ex(("127.0.0.1", port)) in (0, errno.EINPROGRESS)
+        fillers.append(s)
+    try:
+        yield port
+    finally:
+        for s in fillers:
+            s.close()
+        lsock.close()
+
+
+def test_real_wait_connected_timeout_aborts_and_fails_over(ga_real: GAplic, blackhole: int) -> None:
+    """The watchdog aborts a connect that hangs, then the next destination is tried."""
+    _, server = echo_server(ga_real)
+    rec, connex = real_connex(
+        ga_real,
+        destinations=[("127.0.0.1", blackhole), ("127.0.0.1", server.config.port)],
+        timeout_waiting_connected=0.2,
+        gsock_kw={"connect_timeout": 30},  # only the GConnex's watchdog can end it
+        connect_failed_event_name="EV_CONNECT_FAILED",
+        disabled=True,
+    )
+    drive_for(ga_real, 0.01)  # the loop's own descriptors exist from here on
+    baseline = fd_count()
+    started = time.monotonic()
+    connex.disabled = False
+    drive(ga_real, connex.is_connected, timeout=10)
+    assert 0.15 < time.monotonic() - started < 5
+    failed = [kw for name, _, kw, _ in rec.events if name == "EV_CONNECT_FAILED"]
+    assert [(f["port"], f["reason"]) for f in failed] == [(blackhole, "no connection within 0.2 s")]
+    assert connex.port == server.config.port
+    ga_real.send_event(connex, "EV_DROP")
+    drive(ga_real, lambda: "EV_DISCONNECTED" in rec.names())
+    drive(ga_real, lambda: server.config.n_gsocks == 0)
+    drive_for(ga_real, 0.05)
+    assert fd_count() <= baseline, os.listdir("/proc/self/fd")
