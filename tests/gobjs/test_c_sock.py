@@ -15,6 +15,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fsmio import GAplic, GObj
 from fsmio.core.errors import GConfigValidateError
@@ -636,3 +639,179 @@ def test_transmit_ready_only_to_subscribers_that_take_it(
         assert [r.getMessage() for r in caplog.records] == []
     finally:
         peer.close()
+
+
+# ----------------------------------------------------------------------------------------
+#   A hypothesis state machine over a fake transport
+# ----------------------------------------------------------------------------------------
+class FakeTransport:
+    """An asyncio-like transport: a buffer above ``high`` pauses the protocol; the 'kernel'
+    takes bytes only when the test says so; close/abort complete when the test says so."""
+
+    def __init__(self, protocol: GSock) -> None:
+        self.protocol = protocol
+        self.high = 64
+        self.buffer = bytearray()
+        self.kernel = bytearray()
+        self.paused = False
+        self.reading = True
+        self.closing = False
+        self.aborted = False
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.high = high or 64
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("10.0.0.2", 1234), "sockname": ("10.0.0.1", 80)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        assert not self.closing, "write after close"
+        assert data, "empty write"
+        self.buffer += data
+        if not self.paused and len(self.buffer) > self.high:
+            self.paused = True
+            self.protocol.pause_writing()
+
+    def drain(self, n: int) -> None:
+        self.kernel += self.buffer[:n]
+        del self.buffer[:n]
+        if self.paused and len(self.buffer) <= self.high // 4:
+            self.paused = False
+            self.protocol.resume_writing()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = self.aborted = True
+
+
+class GSockMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ga = GAplic("hyp", use_uvloop=False)
+        self.ga._loop()  # bind the loop (EV_TRANSMIT_READY is scheduled on it)
+        self.user = self.ga.create_gobj("user", Recorder, None)
+        self.gsock = self.ga.create_gobj(
+            "g", GSock, self.user, send_bytes=7, outbuf_overflow=20, outbuf_high_water=50
+        )
+        self.transport: FakeTransport | None = None
+        self.accepted = bytearray()  # bytes the GSock said yes to, this session
+        self.peer_sent = bytearray()
+        self.sessions = 0
+        self.graceful = False
+
+    def teardown(self) -> None:
+        self.ga.close()
+
+    # -- the connection's life ----------------------------------------------------------
+    @precondition(lambda self: self.gsock.is_disconnected())
+    @rule()
+    def connection_made(self) -> None:
+        self.gsock._prepare_accepted(None)
+        self.transport = FakeTransport(self.gsock)
+        self.accepted = bytearray()
+        self.peer_sent = bytearray()
+        self.user.events.clear()
+        self.sessions += 1
+        self.graceful = False
+        self.gsock.connection_made(self.transport)  # type: ignore[arg-type]
+        assert self.user.names()[0] == "EV_CONNECTED"
+
+    @precondition(lambda self: self.transport is not None and self.transport.closing)
+    @rule()
+    def close_completes(self) -> None:
+        t = self.transport
+        assert t is not None
+        if not t.aborted:
+            # a graceful close: everything the GSock accepted was handed over
+            t.drain(len(t.buffer))
+            assert bytes(t.kernel) == bytes(self.accepted)
+            self.graceful = True
+        self.transport = None
+        self.gsock.connection_lost(None)
+        self._check_one_disconnected()
+
+    @precondition(lambda self: self.transport is not None and not self.transport.closing)
+    @rule()
+    def peer_resets(self) -> None:
+        self.transport = None
+        self.gsock.connection_lost(ConnectionResetError())
+        self._check_one_disconnected()
+        assert self.user.reasons()[-1] == "reset"
+
+    @precondition(lambda self: self.transport is not None and not self.transport.closing)
+    @rule(data=st.binary(min_size=1, max_size=30))
+    def peer_sends(self, data: bytes) -> None:
+        self.peer_sent += data
+        self.gsock.data_received(data)
+        assert self.user.data() == bytes(self.peer_sent)
+
+    @precondition(lambda self: self.transport is not None and not self.transport.closing)
+    @rule()
+    def peer_eof(self) -> None:
+        assert self.gsock.eof_received() is True
+
+    @precondition(lambda self: self.transport is not None)
+    @rule(n=st.integers(min_value=1, max_value=80))
+    def kernel_takes(self, n: int) -> None:
+        assert self.transport is not None
+        self.transport.drain(n)
+
+    # -- the user ---------------------------------------------------------------------
+    @rule(data=st.binary(max_size=40), flush=st.booleans())
+    def user_writes(self, data: bytes, flush: bool) -> None:
+        event = "EV_SEND_DATA" if flush else "EV_WRITE_OUTPUT_DATA"
+        n = self.user.send_event(self.gsock, event, data=data)
+        if self.gsock.get_current_state() in ("ST_CONNECTED", "ST_WAIT_DISCONNECTED"):
+            assert n in (len(data), -1)
+        if n > 0:
+            self.accepted += data
+
+    @rule()
+    def user_flushes(self) -> None:
+        self.user.send_event(self.gsock, "EV_FLUSH_OUTPUT_DATA")
+
+    @rule()
+    def user_drops(self) -> None:
+        self.user.send_event(self.gsock, "EV_DROP")
+
+    @rule()
+    def loop_runs(self) -> None:
+        self.ga._loop()
+
+    # -- always -------------------------------------------------------------------------
+    def _check_one_disconnected(self) -> None:
+        names = self.user.names()
+        assert names.count("EV_DISCONNECTED") == 1 and names[-1] == "EV_DISCONNECTED"
+        assert self.gsock.is_disconnected() and self.gsock.pending_output == 0
+
+    @invariant()
+    def consistent(self) -> None:
+        g = self.gsock
+        t = self.transport
+        names = self.user.names()
+        assert names.count("EV_CONNECTED") <= 1 and names.count("EV_DISCONNECTED") <= 1
+        if t is not None and not t.aborted:
+            # what reached the transport is, in order, a prefix of what was accepted
+            handed = bytes(t.kernel + t.buffer)
+            assert bytes(self.accepted).startswith(handed)
+            assert len(handed) + g.pending_output == len(self.accepted)
+            # reading is paused only while the queue is above its low-water mark
+            if not t.reading:
+                assert g._queue.reading_paused
+        if "EV_TRANSMIT_READY" in names:
+            assert names.index("EV_TRANSMIT_READY") > names.index("EV_CONNECTED")
+
+
+GSockMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+test_gsock_state_machine = GSockMachine.TestCase

@@ -682,6 +682,7 @@ class GSock(GObj, asyncio.Protocol):
     def _new_queue(self) -> None:
         config = self.config
         self._refused_logged = False
+        self._close_reason = None
         self._queue.close()
         self._queue = FlowQueue(
             send_bytes=config.send_bytes,
@@ -807,6 +808,7 @@ class GSock(GObj, asyncio.Protocol):
         if transport is None:
             return
         reason = self._close_reason or _reason_of(exc)
+        self._close_reason = None  # this session's; the next one starts clean
         if exc is not None and reason in ("error", "tls_error"):
             (self.logger or _LOG).info("%r: connection lost: %r", self, exc)
         if self._destroyed:
