@@ -19,6 +19,12 @@ Where an output event leaves from: the states named in its ``output`` annotation
 same name (an event passed on, as GConnex does with EV_CONNECTED); else a stub at the
 frame, as in the original, since the FSM table does not say which action broadcasts it.
 
+Only the table is drawn: a state change an action makes itself with
+``set_new_state('ST_X')`` (GSock and GConnex do, from asyncio callbacks) is not in the
+table, so it is not in the diagram — write the next state in the row when it is known
+there.  ``fsmio check`` does read such calls, so it does not call those states
+unreachable.
+
 Every element of the card carries ``class`` and ``data-*`` attributes (``data-state``,
 ``data-event``, ``data-action``, ``data-next``) and a ``<title>`` tooltip, so a test (or
 an inspector page) can find each row and transition in the SVG.
