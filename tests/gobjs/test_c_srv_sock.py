@@ -225,3 +225,48 @@ def test_backlog_and_retry_delay_are_validated(ga: GAplic) -> None:
         ga.create_gobj("s", GServerSock, None, host="127.0.0.1", backlog=0)
     with pytest.raises(GConfigValidateError, match="accept_retry_delay"):
         ga.create_gobj("s", GServerSock, None, host="127.0.0.1", accept_retry_delay=-1)
+
+
+def test_gaplic_stop_flushes_every_connection_then_closes(ga: GAplic) -> None:
+    """J1 through the real start()/stop(): listeners stop first, pending output is
+    delivered within shutdown_grace, then the connections close (reason shutdown)."""
+    import threading
+
+    payload = os.urandom(4 << 20)
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+
+    def on_connected(self: Recorder, event: Event) -> None:
+        self.send_event(event.kw["gsock"], "EV_SEND_DATA", data=payload)
+        if self.count("EV_CONNECTED") == 2:
+            ga.stop()
+
+    srv_user.hooks["EV_CONNECTED"] = on_connected
+    results: dict[int, bytes] = {}
+
+    def read_all(i: int, sock: socket.socket) -> None:
+        chunks = []
+        while True:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            chunks.append(data)
+        results[i] = b"".join(chunks)
+
+    socks = [socket.create_connection(("127.0.0.1", server.config.port)) for _ in range(2)]
+    threads = []
+    try:
+        for i, s in enumerate(socks):
+            s.settimeout(15)
+            t = threading.Thread(target=read_all, args=(i, s))
+            t.start()
+            threads.append(t)
+        ga.start()  # returns once stop() and the shutdown callbacks are done
+        for t in threads:
+            t.join(15)
+    finally:
+        for s in socks:
+            s.close()
+    assert results == {0: payload, 1: payload}
+    assert not server.is_listening()
+    assert srv_user.reasons() == ["shutdown", "shutdown"]
