@@ -135,6 +135,7 @@ class Subscription:
         "publisher",
         "reference",
         "rename_event_name",
+        "simple",
         "subscriber",
         "use_post_event",
     )
@@ -160,6 +161,10 @@ class Subscription:
         )
         self.first_shot = bool(control.get("__first_shot__"))
         self.active = True
+        # A gobj subscriber getting the event as it is, sent: broadcast_event's fast path.
+        self.simple = isinstance(subscriber, GObj) and not (
+            self.use_post_event or self.rename_event_name or self.has_reference or self.first_shot
+        )
         self.__dict__ = kw
 
     @property
@@ -184,6 +189,11 @@ def _sub_fields(gobj: GObj, phase: str, sub: Subscription) -> dict[str, Any]:
 def _same_subscriber(a: Any, b: Any) -> bool:
     """Gobjs and Deferreds by identity; unique names by value (equal str need not be one)."""
     return a is b or (type(a) is str and a == b)
+
+
+def _extended(source: list[Any], sender: Any) -> list[Any]:
+    """A new source list: ``source`` and then ``sender`` (unless it is already last)."""
+    return [*source, sender] if not source or source[-1] is not sender else list(source)
 
 
 def lineage(resource: GObj) -> Iterator[GObj]:
@@ -505,6 +515,23 @@ class GObj(SMachine, GConfig):
                 kw,
                 extra=_trace_fields(self, "broadcast", fsm_event=name),
             )
+        if len(subs) == 1:
+            # The common case (a GSock and its user, a GTimer and its parent): one
+            # subscription, so no snapshot, no de-duplication, no copy of kw, and no
+            # owned_event_filter (there is no later subscriber to skip).
+            (sub,) = subs
+            if sub.simple:
+                subscriber = sub.subscriber
+                names = sub.event_names
+                if (names is not None and name not in names) or subscriber._destroyed:
+                    return
+                oevent = _FastEvent()
+                oevent.destination = subscriber
+                oevent.event_name = name
+                oevent.source = [self] if base_source is None else _extended(base_source, self)
+                oevent.__dict__ = kw
+                subscriber.inject_event(oevent)
+                return
         several = len(subs) > 1
         pristine = dict(kw) if several else kw
         served: set[int] | None = set() if several else None
@@ -542,15 +569,7 @@ class GObj(SMachine, GConfig):
                 delivered_name = name
             if sub.has_reference:
                 event_kw["__subscription_reference__"] = sub.reference
-            source = (
-                [self]
-                if base_source is None
-                else (
-                    [*base_source, self]
-                    if not base_source or base_source[-1] is not self
-                    else list(base_source)
-                )
-            )
+            source = [self] if base_source is None else _extended(base_source, self)
             if sub.first_shot:
                 self._remove_subscription(sub)
             if isinstance(subscriber, Deferred):
