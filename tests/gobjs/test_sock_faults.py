@@ -321,3 +321,53 @@ def test_emfile_on_accept_backs_off_and_recovers(loop_kind: str, tmp_path: Path)
     assert cpu < 0.5, cpu
     assert len([line for line in log if "accept() failed" in line]) <= 2, log
     assert len(log) <= 10, log
+
+
+def test_disk_full_while_spilling_drops_that_connection_only(
+    ga: GAplic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """I4/B5: ENOSPC on the spill file drops the connection (spill_failed), nothing else."""
+    import errno
+    import tempfile
+
+    class FullDisk:
+        def __init__(self, *args: object, **kw: object) -> None:
+            pass
+
+        def seek(self, *args: object) -> int:
+            return 0
+
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def truncate(self, *args: object) -> int:
+            return 0
+
+        def close(self) -> None:
+            pass
+
+        def fileno(self) -> int:
+            return -1
+
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    srv_user.hooks["EV_RX_DATA"] = echo
+    server = ga.create_gobj(
+        "server", GServerSock, srv_user, host="127.0.0.1", port=0, outbuf_overflow=10
+    )
+    hog = socket.socket()
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.connect(("127.0.0.1", server.config.port))
+    other = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        drive(ga, lambda: srv_user.count("EV_CONNECTED") == 2)
+        child = _child(srv_user)
+        monkeypatch.setattr(tempfile, "TemporaryFile", FullDisk)
+        assert srv_user.send_event(child, "EV_WRITE_OUTPUT_DATA", data=b"a" * 100) == -1
+        drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1)
+        assert srv_user.reasons() == ["spill_failed"]
+        monkeypatch.undo()
+        other.sock.sendall(b"alive")
+        drive(ga, lambda: (other.pump() or True) and bytes(other.received) == b"alive")
+    finally:
+        hog.close()
+        other.close()

@@ -77,12 +77,12 @@ Output events (broadcast to the subscriber; every one carries ``gsock``, the GSo
 * ``EV_CONNECTED`` — ``peername``, ``sockname``: the connection is up (for TLS, after the
   handshake).
 * ``EV_DISCONNECTED`` — ``reason``: one word: ``eof`` (the peer closed), ``dropped``
-  (EV_DROP), ``closed`` (close_when_flushed), ``reset``, ``refused``,
-  ``unresolvable``, ``timeout``, ``tls_verify_failed``, ``tls_error``, ``tx_overflow``,
-  ``handler_error``, ``shutdown`` (the GAplic stopped), ``destroyed`` is never seen
-  (a destroyed GSock sends nothing), or ``error`` (details are logged).  Exactly one
-  per ``EV_CONNECT`` (or per accepted connection): after ``EV_CONNECTED``, or alone
-  when the connection never came up.
+  (EV_DROP), ``closed`` (close_when_flushed), ``shutdown`` (the GAplic stopped),
+  ``reset``, ``refused``, ``unresolvable``, ``timeout``, ``tls_verify_failed``,
+  ``tls_error``, ``tx_overflow`` (outbuf_max), ``spill_failed`` (the spill file could not
+  be written: disk full), ``handler_error``, or ``error``; details are logged.  Exactly
+  one per ``EV_CONNECT`` (or per accepted connection): after ``EV_CONNECTED``, or alone
+  when the connection never came up.  A destroyed GSock sends nothing.
 * ``EV_RX_DATA`` — ``data``: bytes received (one event per read of the loop, up to 256
   KiB; never empty).
 * ``EV_TRANSMIT_READY`` — ready to take more: right after ``EV_CONNECTED`` (unless output
@@ -661,6 +661,12 @@ class GSock(GObj, asyncio.Protocol):
         except OutBufOverflow as exc:
             (self.logger or _LOG).error("%r: output overflow (%s); dropping", self, exc)
             self._abort("tx_overflow")
+            return -1
+        except OSError as exc:
+            # The spill file failed (disk full...): this connection goes, not the process.
+            (self.logger or _LOG).error("%r: output spill failed (%s); dropping", self, exc)
+            self._queue.reset()
+            self._abort("spill_failed")
             return -1
         if self._queue.reading_should_pause() and self._transport is not None:
             self._transport.pause_reading()
