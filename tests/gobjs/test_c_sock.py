@@ -815,3 +815,37 @@ class GSockMachine(RuleBasedStateMachine):
 
 GSockMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 test_gsock_state_machine = GSockMachine.TestCase
+
+
+def test_seed_parameters_do_what_they_say(ga: GAplic) -> None:
+    """subscriber, disconnected_event_name, _socket_map, _impl_poll, tx_buffer_size,
+    send_bytes, ip, addr on a real connection."""
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+    parent = ga.create_gobj("parent", Recorder, None)
+    listener = ga.create_gobj("listener", Recorder, None)
+    client = ga.create_gobj(
+        "client",
+        GSock,
+        parent,
+        subscriber=listener,
+        host="127.0.0.1",
+        port=server.config.port,
+        disconnected_event_name="EV_RENAMED",
+        tx_buffer_size=1000,
+        send_bytes=30,
+    )
+    listener.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: listener.count("EV_CONNECTED") == 1)
+    assert parent.events == []  # the subscriber, not the parent
+    assert client._socket_map is socket_map_of(ga)
+    assert socket_map_of(ga)[client._transport.get_extra_info("socket").fileno()] is client
+    assert client._impl_poll is ga.loop
+    assert client._transport.get_write_buffer_limits()[1] == 1000
+    assert client.addr == client.get_peername() and client.config.ip == "127.0.0.1"
+    listener.send_event(client, "EV_SEND_DATA", data=b"y" * 100)
+    assert client.txed_msgs == 4  # chunks of at most send_bytes
+    drive(ga, lambda: srv_user.data() == b"y" * 100)
+    listener.send_event(client, "EV_DROP")
+    drive(ga, lambda: listener.count("EV_RENAMED") == 1)
+    assert listener.count("EV_DISCONNECTED") == 0 and parent.events == []
