@@ -23,7 +23,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from fsmio import GAplic
 from fsmio.core.errors import GObjError
@@ -110,6 +116,13 @@ class GObjTreeMachine(RuleBasedStateMachine):
         pool = self.live() if live_only else self.all
         return pool[i % len(pool)]
 
+    def pick_victim(self, i: int) -> Node:
+        # Newest first: hypothesis favours small numbers, and the oldest gobj is often the
+        # root of everything; destroying it every time would leave nothing to check (and
+        # subscribers picked the same way are not always their own publishers).
+        pool = self.live()
+        return pool[-1 - i % len(pool)]
+
     def has_live(self) -> bool:
         return bool(self.live())
 
@@ -148,9 +161,20 @@ class GObjTreeMachine(RuleBasedStateMachine):
             g.inbox.clear()
 
     # ----------------------------------------------------------------------------------
+    @initialize(shape=st.lists(st.integers(0, 3), min_size=1, max_size=4))
+    def forest(self, shape: list[int]) -> None:
+        """Start from a few roots with a few children each: more to subscribe and destroy."""
+        for n_children in shape:
+            self.add(None)
+            root = self.all[-1]
+            for _ in range(n_children):
+                self.add(root)
+
     @rule(parent_i=INDEX, root=st.booleans())
     def create(self, parent_i: int, root: bool) -> None:
-        parent = None if root or not self.has_live() else self.pick(parent_i)
+        self.add(None if root or not self.has_live() else self.pick(parent_i))
+
+    def add(self, parent: Node | None) -> None:
         g: Node = self.gaplic.create_gobj(
             f"g{next(self.counter)}", Node, parent, __unique_name__=True
         )
@@ -164,7 +188,7 @@ class GObjTreeMachine(RuleBasedStateMachine):
     @precondition(has_live)
     @rule(i=INDEX)
     def destroy(self, i: int) -> None:
-        g = self.pick(i)
+        g = self.pick_victim(i)
         self.model_destroy(g)
         GObj.destroy_gobj(g)
 
@@ -181,7 +205,8 @@ class GObjTreeMachine(RuleBasedStateMachine):
         if not self.has_live():
             return
         pub = self.pick(pub_i)
-        target = self.pick(sub_i, live_only=not by_name)
+        pool = self.all if by_name else self.live()
+        target = pool[-1 - sub_i % len(pool)]  # newest first, as for the victims
         # A fresh str each time: names are compared by value, not identity.
         sub: Subscriber = "".join(["", target.name]) if by_name else target
         key = as_set(names)
@@ -237,7 +262,7 @@ class GObjTreeMachine(RuleBasedStateMachine):
     @rule(pub_i=INDEX, victim_i=INDEX, name=st.sampled_from(["EV_A", "EV_B"]))
     def broadcast_while_destroying(self, pub_i: int, victim_i: int, name: str) -> None:
         """The first receiver destroys a gobj: later receivers in its subtree are skipped."""
-        pub, victim = self.pick(pub_i), self.pick(victim_i)
+        pub, victim = self.pick(pub_i), self.pick_victim(victim_i)
         expected = self.expected_receivers(pub, name)
         self.clear_inboxes()
         if expected:
@@ -328,8 +353,8 @@ class GObjTreeMachine(RuleBasedStateMachine):
 
 
 GObjTreeMachine.TestCase.settings = settings(
-    max_examples=60,
-    stateful_step_count=40,
+    max_examples=100,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
