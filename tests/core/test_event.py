@@ -170,3 +170,15 @@ def test_send_event_rejects_non_events(bad: Any) -> None:
     a = build_gobj("a", Keeper, None, {}, None)
     with pytest.raises(EventError):
         a.send_event(a, bad)
+
+
+def test_posting_an_event_object(gaplic: Any) -> None:
+    a = gaplic.create_gobj("a", Keeper, gaplic)
+    b = gaplic.create_gobj("b", Keeper, gaplic)
+    first = a.send_event(b, "EV_A", data=1)
+    b.post_event(a, first, extra=2)
+    assert a.received == []
+    gaplic._loop()
+    [posted] = a.received
+    assert posted.source == [a, b] and first.source == [a]
+    assert posted.kw == {"data": 1, "extra": 2}
