@@ -435,6 +435,39 @@ def test_renamed_and_suppressed_outputs(env: Env) -> None:
     assert env.rec.names() == ["EV_UP", "EV_IN", "EV_DOWN"]
 
 
+def test_transmit_ready_only_to_a_subscriber_that_takes_it(env: Env) -> None:
+    """The GSock says EV_TRANSMIT_READY after every drain; a subscriber without a row for
+    it must not get a NOT ACCEPTED warning (or, strict, an exception) per message."""
+    quiet_fsm = {
+        "event_list": ("EV_CONNECTED: bottom input",),
+        "state_list": ("ST_IDLE",),
+        "machine": {"ST_IDLE": (("EV_CONNECTED", rec_any, None),)},
+    }
+
+    class Quiet(Recorder):
+        def __init__(self) -> None:
+            GObj.__init__(self, quiet_fsm)
+            self.events = []
+            self.hooks = {}
+
+    quiet = env.ga.create_gobj("quiet", Quiet, None, strict_events=True)
+    connex = env.ga.create_gobj(
+        "c",
+        GConnex,
+        quiet,
+        destinations="h:1",
+        gsock_gclass=FakeGSock,
+        rx_data_event_name=None,
+        disconnected_event_name=None,
+    )
+    env.settle()
+    gsock = env.gsock(connex)
+    gsock.succeed()
+    for _ in range(3):
+        gsock.transmit_ready()
+    assert quiet.names() == ["EV_CONNECTED"]
+
+
 def test_failed_attempts_are_not_announced_by_default(env: Env) -> None:
     env.connex(fake_kw={"connect_mode": "refuse"})
     env.advance(20)

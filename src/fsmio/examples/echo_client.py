@@ -109,19 +109,16 @@ def ac_timeout(self: EchoClient, event: Event) -> None:
         )
 
 
-def ac_nothing(self: EchoClient, event: Event) -> None:
-    return None
-
-
 # ----------------------------------------------------------------------------------------
 #   FSM
 # ----------------------------------------------------------------------------------------
 CLIENT_FSM: dict[str, Any] = {
+    # No EV_TRANSMIT_READY: this gobj has no use for it, and a GSock (or GConnex) does not
+    # send it to a subscriber whose FSM does not take it.
     "event_list": (
         "EV_CONNECTED: bottom input",
         "EV_RX_DATA: bottom input",
         "EV_DISCONNECTED: bottom input",
-        "EV_TRANSMIT_READY: bottom input",
         "EV_CONNECT_FAILED: bottom input",
         "EV_TIMEOUT: bottom input",
     ),
@@ -131,7 +128,6 @@ CLIENT_FSM: dict[str, Any] = {
             ("EV_CONNECTED", ac_connected, None),
             ("EV_RX_DATA", ac_rx_data, None),
             ("EV_DISCONNECTED", ac_disconnected, None),
-            ("EV_TRANSMIT_READY", ac_nothing, None),
             ("EV_CONNECT_FAILED", ac_connect_failed, None),
             ("EV_TIMEOUT", ac_timeout, None),
         )

@@ -59,10 +59,6 @@ def ac_disconnected(self: Echo, event: Event) -> None:
     _LOG.debug("connection %s closed: %s", event.kw.get("gsock"), event.kw.get("reason"))
 
 
-def ac_nothing(self: Echo, event: Event) -> None:
-    return None
-
-
 def ac_timeout(self: Echo, event: Event) -> None:
     _LOG.info("--max-seconds reached, stopping")
     self.gaplic.stop()
@@ -72,11 +68,12 @@ def ac_timeout(self: Echo, event: Event) -> None:
 #   FSM
 # ----------------------------------------------------------------------------------------
 ECHO_FSM: dict[str, Any] = {
+    # No EV_TRANSMIT_READY: this gobj has no use for it, and a GSock (or GConnex) does not
+    # send it to a subscriber whose FSM does not take it.
     "event_list": (
         "EV_CONNECTED: bottom input",
         "EV_RX_DATA: bottom input",
         "EV_DISCONNECTED: bottom input",
-        "EV_TRANSMIT_READY: bottom input",
         "EV_TIMEOUT: bottom input",
     ),
     "state_list": ("ST_ECHOING",),
@@ -85,7 +82,6 @@ ECHO_FSM: dict[str, Any] = {
             ("EV_CONNECTED", ac_connected, None),
             ("EV_RX_DATA", ac_rx_data, None),
             ("EV_DISCONNECTED", ac_disconnected, None),
-            ("EV_TRANSMIT_READY", ac_nothing, None),
             ("EV_TIMEOUT", ac_timeout, None),
         )
     },

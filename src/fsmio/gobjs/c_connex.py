@@ -83,7 +83,9 @@ attributes; ``event.source[-1]`` is the GConnex):
 * ``EV_DISCONNECTED`` — ``gsock``, ``reason``, ``connex``.  Once per connection that was
   announced by EV_CONNECTED (failed attempts are not announced; see below).
 * ``EV_RX_DATA`` — ``gsock``, ``data``, ``connex``.
-* ``EV_TRANSMIT_READY`` — ``gsock``, ``connex``: the GSock's output buffer drained.
+* ``EV_TRANSMIT_READY`` — ``gsock``, ``connex``: the GSock's output drained (after connect
+  and after every drain; like the GSock, only sent when a subscriber's FSM takes it, so a
+  gobj that does not handle it gets no warning per message).
 * ``connect_failed_event_name`` (when set) — ``connex``, ``host``, ``port``, ``reason``,
   ``attempts`` (consecutive failures), ``gave_up`` (True when ``max_attempts`` was reached).
 
@@ -152,6 +154,9 @@ __all__ = ["GCONNEX_FSM", "GCONNEX_GCONFIG", "GConnex", "parse_destinations"]
 _LOG = logging.getLogger("fsmio")
 
 Destination = tuple[str, int]
+
+# The input events of each compiled FSM (to know whether a subscriber takes an event).
+_ACCEPTED: dict[Any, frozenset[str]] = {}
 
 
 # ----------------------------------------------------------------------------------------
@@ -569,9 +574,10 @@ def ac_rx_data(self: GConnex, event: Event) -> None:
 
 
 def ac_transmit_ready(self: GConnex, event: Event) -> None:
-    """ST_CONNECTED: the GSock's output drained."""
+    """ST_CONNECTED: the GSock's output drained (it says so after every drain: only told
+    to a subscriber whose FSM takes it, as the GSock does)."""
     name = self.config.transmit_ready_event_name
-    if name:
+    if name and self._wants(name):
         self.broadcast_event(name, connex=self, **event.kw)
 
 
@@ -807,6 +813,23 @@ class GConnex(GObj):
     def _cancel_timer(self) -> None:
         self._retry_pending = False
         self.send_event(self._timer, "EV_SET_TIMER", seconds=-1)
+
+    def _wants(self, name: str) -> bool:
+        """Whether a subscriber takes ``name`` (a unique name or a Deferred: assume so)."""
+        for sub in self._dl_subscriptions:
+            names = sub.event_names
+            if not sub.active or (names is not None and name not in names):
+                continue
+            subscriber = sub.subscriber
+            if not isinstance(subscriber, GObj):
+                return True
+            fsm = subscriber._fsm
+            accepted = _ACCEPTED.get(fsm)
+            if accepted is None:
+                accepted = _ACCEPTED[fsm] = frozenset(fsm.input_events)
+            if (sub.rename_event_name or name) in accepted:
+                return True
+        return False
 
     def _is_current(self, event: Event) -> bool:
         source = event.source
