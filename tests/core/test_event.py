@@ -182,3 +182,20 @@ def test_posting_an_event_object(gaplic: Any) -> None:
     [posted] = a.received
     assert posted.source == [a, b] and first.source == [a]
     assert posted.kw == {"data": 1, "extra": 2}
+
+
+def test_framework_built_events_behave_as_events() -> None:
+    a = build_gobj("a", Keeper, None, {}, None)
+    ev = a.send_event(a, "EV_A", data=[1])
+    assert isinstance(ev, Event)
+    assert repr(ev).startswith("Event('EV_A', ")
+    dup = ev.copy()
+    assert (dup.event_name, dup.kw, dup.source) == ("EV_A", {"data": [1]}, [a])
+    assert dup.source is not ev.source and dup.kw is not ev.kw
+    shallow = copy.copy(ev)
+    assert shallow.kw == ev.kw and shallow.event_name == "EV_A"
+    plain = new_event(None, "EV_B", [], {"n": 1})
+    back = pickle.loads(pickle.dumps(plain))
+    assert isinstance(back, Event) and back.kw == {"n": 1} and back.event_name == "EV_B"
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        _ = ev.nope
