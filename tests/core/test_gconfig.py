@@ -616,3 +616,21 @@ def test_list_of_ints_via_validate(numbers: list[int]) -> None:
         return value
 
     assert one(list, ",".join(map(str, numbers)), validate=ints) == numbers
+
+
+# The keys that can set parameter ``p`` of a Child called "n", most specific first.
+SPECIFICITY = ["n.p", "Child.p", "Base.p", "GObj.p", "p"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.sampled_from([*SPECIFICITY, "other.p", "Other.p"]), unique=True),
+    st.randoms(use_true_random=False),
+)
+def test_filter_parameters_most_specific_key_wins(keys: list[str], rnd: Any) -> None:
+    rnd.shuffle(keys)  # the order of the settings does not matter
+    settings_ = {key: i for i, key in enumerate(keys)}
+    gobj = build_gobj("n", Child, None, {}, None)
+    applying = [key for key in SPECIFICITY if key in settings_]
+    expected = {"p": settings_[applying[0]]} if applying else {}
+    assert gobj.filter_parameters(**settings_) == expected

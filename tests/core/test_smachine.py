@@ -668,13 +668,23 @@ EVENT_NAMES = st.sampled_from([f"EV_{i}" for i in range(7)] + ["EV_NEVER"])
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(valid_fsms(), st.lists(EVENT_NAMES, max_size=30))
+@given(valid_fsms(), st.lists(EVENT_NAMES, max_size=30), st.sampled_from([0, 1, 2]))
 def test_random_fsm_follows_the_model(
-    fsm_model: tuple[dict[str, Any], dict[tuple[str, str], Any]], sequence: list[str]
+    fsm_model: tuple[dict[str, Any], dict[tuple[str, str], Any]], sequence: list[str], trace: int
 ) -> None:
     fsm, model = fsm_model
     m = Recorder(fsm)
     m.logger = _SILENT
+    m.trace_mach = trace  # the traced path must behave exactly like the plain one
+    try:
+        _drive_against_model(m, fsm, model, sequence)
+    finally:
+        m.trace_mach = 0
+
+
+def _drive_against_model(
+    m: Recorder, fsm: dict[str, Any], model: dict[tuple[str, str], Any], sequence: list[str]
+) -> None:
     state = fsm["state_list"][0]
     assert m.get_current_state() == state
     for ev in sequence:
