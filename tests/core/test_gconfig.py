@@ -9,6 +9,7 @@ the GObj base template.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from typing import Any
@@ -616,6 +617,20 @@ def test_list_of_ints_via_validate(numbers: list[int]) -> None:
         return value
 
     assert one(list, ",".join(map(str, numbers)), validate=ints) == numbers
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5))
+def test_dict_json_round_trip(value: dict[str, Any]) -> None:
+    assert one(dict, json.dumps(value)) == value
+    assert one(dict, value) == value
 
 
 # The keys that can set parameter ``p`` of a Child called "n", most specific first.
