@@ -422,7 +422,11 @@ def ac_queue_data(self: GConnex, event: Event) -> int:
         return -1
     if not self._enqueue(event.kw.get("data")):
         return -1
-    if self._state == "ST_DISCONNECTED" and not self._retry_pending and not self._connect_deferred:
+    if (
+        self.get_current_state() == "ST_DISCONNECTED"
+        and not self._retry_pending
+        and not self._connect_deferred
+    ):
         self._want = True
         self._reset_backoff()
         self._connect()
@@ -464,18 +468,18 @@ def ac_connected(self: GConnex, event: Event) -> None:
         self._set_timer(self.config.timeout_inactivity)
     gsock = self._gsock
     queue = self._queue
-    while queue and self._state == "ST_CONNECTED" and self._gsock is gsock:
+    while queue and self.get_current_state() == "ST_CONNECTED" and self._gsock is gsock:
         data = queue.popleft()
         self._queued_bytes -= len(data)
         self.send_event(gsock, "EV_SEND_DATA", data=data)
-    if self._state == "ST_CONNECTED" and self._gsock is gsock:
+    if self.get_current_state() == "ST_CONNECTED" and self._gsock is gsock:
         self._session_open = True
         self._rebroadcast(self.config.connected_event_name, event)
 
 
 def ac_stale_connected(self: GConnex, event: Event) -> None:
     """ST_DISCONNECTED / ST_CONNECTED: a connect that was aborted or is a duplicate."""
-    (self.logger or _LOG).debug("%r: EV_CONNECTED ignored in %s", self, self._state)
+    (self.logger or _LOG).debug("%r: EV_CONNECTED ignored in %s", self, self.get_current_state())
 
 
 def ac_attempt_failed(self: GConnex, event: Event) -> None:
@@ -516,7 +520,12 @@ def ac_disconnected_closing(self: GConnex, event: Event) -> None:
         self._connect_deferred = False
         self._cancel_timer()
     self._end_session(event)
-    if deferred and self._want and not self.disabled and self._state == "ST_DISCONNECTED":
+    if (
+        deferred
+        and self._want
+        and not self.disabled
+        and self.get_current_state() == "ST_DISCONNECTED"
+    ):
         self._start_attempt()
 
 
@@ -556,7 +565,7 @@ def ac_disconnected_timeout(self: GConnex, event: Event) -> None:
                 gsock=None,
                 reason="drop not confirmed by the GSock",
             )
-        if self._want and not self.disabled and self._state == "ST_DISCONNECTED":
+        if self._want and not self.disabled and self.get_current_state() == "ST_DISCONNECTED":
             self._start_attempt()
         return
     if self._want and not self.disabled:
@@ -785,10 +794,10 @@ class GConnex(GObj):
         return self._queued_bytes
 
     def is_connected(self) -> bool:
-        return self._state == "ST_CONNECTED"
+        return self.get_current_state() == "ST_CONNECTED"
 
     def is_disconnected(self) -> bool:
-        return self._state == "ST_DISCONNECTED"
+        return self.get_current_state() == "ST_DISCONNECTED"
 
     def get_next_dst(self) -> Destination:
         """The destination of the next attempt: round-robin over ``destinations``.
@@ -868,7 +877,7 @@ class GConnex(GObj):
         self._connect_deferred = False
         self._cancel_timer()
         self._discard_queue()
-        if self._state != "ST_DISCONNECTED":
+        if self.get_current_state() != "ST_DISCONNECTED":
             self.set_new_state("ST_DISCONNECTED")
 
     def _close_gsock(self) -> None:
@@ -914,7 +923,7 @@ class GConnex(GObj):
             self.send_event(gsock, "EV_CONNECT", host=host, port=port)
         except Exception as exc:
             (self.logger or _LOG).exception("%r: EV_CONNECT to the GSock raised", self)
-            if self._gsock is gsock and self._state == "ST_WAIT_CONNECTED":
+            if self._gsock is gsock and self.get_current_state() == "ST_WAIT_CONNECTED":
                 self._replace_gsock()
                 self.set_new_state("ST_DISCONNECTED")
                 self._cancel_timer()
