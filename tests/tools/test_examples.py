@@ -15,7 +15,7 @@ from fsmio.tools.cli import main
 from fsmio.tools.runner import run_app
 
 from .conftest import ROOT
-from .test_runner import _wait_for_line
+from .test_runner import StderrLines, _kill
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 
@@ -49,12 +49,13 @@ def test_echo_client_against_echo_server() -> None:
             f"echo.port={port}",
         ],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    stderr = StderrLines(server)
     try:
-        _wait_for_line(server, "running 1 gobj(s)")
+        stderr.wait_for("running 1 gobj(s)")
         seen: dict[str, Any] = {}
         code = run_app(
             ROOT / "examples" / "echo_client.toml",
@@ -66,10 +67,8 @@ def test_echo_client_against_echo_server() -> None:
         assert client.error is None
         assert client.echoed_bytes == 50 * 300
         server.send_signal(signal.SIGTERM)
-        _out, err = server.communicate(timeout=30)
+        err = stderr.finish()
     finally:
-        if server.poll() is None:
-            server.kill()
-            server.communicate()
+        _kill(server)
     assert server.returncode == 0, err
     assert "GAplic 'echo_server' stopped" in err

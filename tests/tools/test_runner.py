@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -142,6 +144,34 @@ def test_trace_file_is_json_lines_and_not_on_console(
     assert [r["seq"] for r in records] == list(range(len(records)))
     ends = [r for r in records if r["event"] == "EV_TICK" and r["phase"] == "<-"]
     assert ends[-1]["message"].endswith("ret: 0")
+
+
+def test_log_file_in_json(write_toml: WriteToml, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_toml(
+        """
+[logging]
+level = "DEBUG"
+format = "json"
+file = "run.log"
+
+[[gobj]]
+name = "counter"
+gclass = "fsmio.examples.timer_demo:Counter"
+unique = true
+config = { ticks = 1 }
+
+[[gobj]]
+name = "ticker"
+gclass = "fsmio.examples.timer_demo:Ticker"
+config = { interval = 0.01 }
+"""
+    )
+    assert main(["run", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+    records = [json.loads(line) for line in (path.parent / "run.log").read_text().splitlines()]
+    messages = [r["message"] for r in records]
+    assert "fsmio run: GAplic 'app' stopped" in messages
+    assert all(r["level"] in ("DEBUG", "INFO", "WARNING") for r in records)
 
 
 def test_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
@@ -407,39 +437,74 @@ def _start(path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "fsmio", "run", str(path)],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def _wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 30) -> list[str]:
-    """Read stderr lines until one contains ``text`` (bounded in time)."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout
-    lines: list[str] = []
-    os.set_blocking(proc.stderr.fileno(), True)
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if text in line:
-            return lines
-    raise AssertionError(f"{text!r} not seen; stderr so far: {''.join(lines)}")
+class StderrLines:
+    """Reads a process's stderr in a thread, so a test can wait for a line with a
+    deadline and still get the whole text at the end."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stderr is not None
+        self.proc = proc
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._queue.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"{text!r} not seen; stderr so far: {''.join(self.lines)}")
+
+    def finish(self, timeout: float = 30) -> str:
+        """Wait for the process to exit; the whole of its stderr."""
+        self.proc.wait(timeout=timeout)
+        self._thread.join(timeout=timeout)
+        while not self._queue.empty():
+            line = self._queue.get()
+            if line is not None:
+                self.lines.append(line)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+        return "".join(self.lines)
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=30)
+    if proc.stderr is not None:
+        proc.stderr.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_gracefully(write_toml: WriteToml, sig: signal.Signals) -> None:
     proc = _start(write_toml(FOREVER.format(grace=5.0, hang=0.0)))
+    stderr = StderrLines(proc)
     try:
-        _wait_for_line(proc, "running 1 gobj(s)")
+        stderr.wait_for("running 1 gobj(s)")
         proc.send_signal(sig)
-        _out, err = proc.communicate(timeout=30)
+        err = stderr.finish()
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _kill(proc)
     assert proc.returncode == 0, err
     assert f"{sig.name} received, stopping" in err
     assert "Forever forever: shutdown callback" in err
@@ -449,18 +514,17 @@ def test_signal_stops_gracefully(write_toml: WriteToml, sig: signal.Signals) -> 
 
 def test_second_sigint_exits_at_once(write_toml: WriteToml) -> None:
     proc = _start(write_toml(FOREVER.format(grace=60.0, hang=60.0)))
+    stderr = StderrLines(proc)
     try:
-        _wait_for_line(proc, "running 1 gobj(s)")
+        stderr.wait_for("running 1 gobj(s)")
         proc.send_signal(signal.SIGINT)
-        _wait_for_line(proc, "shutdown callback (hang 60.0 s)")
+        stderr.wait_for("shutdown callback (hang 60.0 s)")
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=30)
+        err = stderr.finish()
         elapsed = time.monotonic() - started
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _kill(proc)
     assert proc.returncode == 130
     assert elapsed < 10  # not the 60 s grace period
     assert "fsmio run: interrupted" in err
