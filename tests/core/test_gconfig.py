@@ -537,10 +537,12 @@ def test_filter_parameters_unknown_names() -> None:
     gobj = build_gobj("n", Child, None, {}, None)
     # Bare unknown names and dotted names aimed elsewhere are for other gobjs.
     assert gobj.filter_parameters(zzz=1, **{"Other.zzz": 1, "other.zzz": 2}) == {}
-    # A dotted name aimed at this gobj with a parameter it lacks is a typo.
-    for key in ("n.pp", "Child.pp", "Base.pp", "GObj.pp"):
+    # A dotted name aimed at this gobj by name or own class with a parameter it lacks is a typo.
+    for key in ("n.pp", "Child.pp"):
         with pytest.raises(GConfigValidateError, match="unknown parameter 'pp'; did you mean"):
             gobj.filter_parameters(**{key: 1})
+    # Aimed at a base class, it is for the gobjs that have it (ginsfsm's `GObj.x` = all).
+    assert gobj.filter_parameters(**{"Base.pp": 1, "GObj.trace_dump": True}) == {}
 
 
 def test_filter_parameters_unnamed_gobj() -> None:

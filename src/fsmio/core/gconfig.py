@@ -432,8 +432,10 @@ class GConfig:
         object's name, or the name of its class or of one of its base classes (``GObj``
         reaches every gobj); a bare key sets that parameter on every object that has it.
         The most specific key wins: the name, then the nearest class, then farther bases,
-        then the bare key.  A dotted key aimed at this object naming a parameter it does
-        not have is an error (a typo must not pass silently).
+        then the bare key.  A key aimed at this object by its name or its own class that
+        names a parameter it does not have is an error (a typo must not pass silently); a
+        key aimed at a base class (``GObj.trace_dump``) sets the parameter on the objects
+        that have it, as in ginsfsm, and skips the others.
         """
         params = self._gconfig.params
         mro_names = [cls.__name__ for cls in type(self).__mro__]
@@ -451,7 +453,7 @@ class GConfig:
             else:
                 continue
             if param not in params:
-                if dot:
+                if dot and rank <= 1:
                     self._spec(param)  # raises, naming the parameter
                 continue
             if param not in chosen or rank <= chosen[param][0]:
