@@ -1474,3 +1474,25 @@ def test_real_wait_connected_timeout_aborts_and_fails_over(ga_real: GAplic, blac
     drive(ga_real, lambda: server.config.n_gsocks == 0)
     drive_for(ga_real, 0.05)
     assert fd_count() <= baseline, os.listdir("/proc/self/fd")
+
+
+def test_real_transmit_ready_is_asked_of_the_gsock_only_when_wanted(ga_real: GAplic) -> None:
+    """The GSock says EV_TRANSMIT_READY after every drain: a GConnex whose subscribers do
+    not take it tells the GSock not to bother (a third of a client round trip)."""
+    _, server = echo_server(ga_real)
+    quiet = ga_real.create_gobj(None, SockRecorder, None)  # takes EV_TRANSMIT_READY...
+    connex: GConnex = ga_real.create_gobj(
+        None,
+        GConnex,
+        quiet,
+        destinations=[("127.0.0.1", server.config.port)],
+        transmit_ready_event_name=None,  # ...but this GConnex does not send it
+    )
+    gsock = connex.gsock
+    assert gsock is not None
+    assert gsock.config.transmit_ready_event_name is None
+    rec = ga_real.create_gobj(None, Recorder, None)
+    connex.write_parameters(transmit_ready_event_name="EV_TRANSMIT_READY")
+    connex.subscribe_event("EV_TRANSMIT_READY", rec)
+    assert gsock.config.transmit_ready_event_name == "EV_TRANSMIT_READY"
+    drive(ga_real, lambda: "EV_TRANSMIT_READY" in rec.names())
