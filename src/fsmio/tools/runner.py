@@ -75,7 +75,6 @@ from fsmio.core.errors import FsmioError, GConfigValidateError
 from fsmio.core.gobj import GOBJ_GCONFIG, GObj
 
 from . import (
-    EXIT_BAD_INPUT,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     ToolError,
@@ -85,11 +84,13 @@ from . import (
 )
 
 __all__ = [
+    "TRACE_FIELDS",
     "TRACE_KINDS",
     "AppConfig",
     "GobjSpec",
     "JsonFormatter",
     "TraceFileHandler",
+    "check_app",
     "load_config",
     "parse_sets",
     "run_app",
@@ -780,6 +781,3 @@ def _create_and_run(cfg: AppConfig, gaplic: GAplic, on_started: Any) -> int:
 def check_app(config_path: str | Path, **kw: Any) -> int:
     """``fsmio run --check``."""
     return run_app(config_path, check_only=True, **kw)
-
-
-__all__ += ["EXIT_BAD_INPUT", "check_app"]
