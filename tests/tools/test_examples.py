@@ -72,3 +72,42 @@ def test_echo_client_against_echo_server() -> None:
         _kill(server)
     assert server.returncode == 0, err
     assert "GAplic 'echo_server' stopped" in err
+
+
+def test_sigterm_closes_the_listener_and_the_connections() -> None:
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fsmio",
+            "run",
+            "examples/echo_server.toml",
+            "--set",
+            f"echo.port={port}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stderr = StderrLines(server)
+    try:
+        stderr.wait_for("running 1 gobj(s)")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"hello")
+            echoed = b""
+            while len(echoed) < 5:
+                chunk = conn.recv(100)
+                assert chunk, "closed before the echo"
+                echoed += chunk
+            assert echoed == b"hello"
+            server.send_signal(signal.SIGTERM)
+            assert conn.recv(100) == b""  # the server closed the connection
+        err = stderr.finish()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        _kill(server)
+    assert server.returncode == 0, err
+    assert "SIGTERM received, stopping" in err
