@@ -25,6 +25,7 @@ __all__ = [
     "import_module",
     "instantiate",
     "load_gclass",
+    "qualified_name",
 ]
 
 #: Exit codes of every command: bad command line, file or config; a failure while running
