@@ -270,3 +270,29 @@ def test_gaplic_stop_flushes_every_connection_then_closes(ga: GAplic) -> None:
     assert results == {0: payload, 1: payload}
     assert not server.is_listening()
     assert srv_user.reasons() == ["shutdown", "shutdown"]
+
+
+def test_gaplic_stop_aborts_what_shutdown_grace_cannot_flush() -> None:
+    """A peer that never reads cannot hold the stop beyond shutdown_grace; nothing leaks
+    (an unclosed transport would be a ResourceWarning, an error here)."""
+    import time
+
+    with GAplic("grace", shutdown_grace=0.3) as gaplic:
+        srv_user = gaplic.create_gobj("srv_user", Recorder, None)
+        server = gaplic.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+
+        def on_connected(self: Recorder, event: Event) -> None:
+            self.send_event(event.kw["gsock"], "EV_SEND_DATA", data=b"w" * (32 << 20))
+            gaplic.stop()
+
+        srv_user.hooks["EV_CONNECTED"] = on_connected
+        hog = socket.socket()
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hog.connect(("127.0.0.1", server.config.port))
+        try:
+            start = time.monotonic()
+            gaplic.start()
+            assert time.monotonic() - start < 2.0
+        finally:
+            hog.close()
+        assert srv_user.reasons() == ["shutdown"]

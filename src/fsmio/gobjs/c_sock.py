@@ -466,10 +466,17 @@ class _SocketRegistry:
         return self._wait_closed(socks)
 
     async def _wait_closed(self, socks: list[GSock]) -> None:
-        for _ in range(1_000_000):  # bounded by shutdown_grace (wait_for) anyway
-            if all(s._transport is None for s in socks):
-                return
-            await asyncio.sleep(0.005)
+        try:
+            for _ in range(1_000_000):  # bounded by shutdown_grace (wait_for) anyway
+                if all(s._transport is None for s in socks):
+                    return
+                await asyncio.sleep(0.005)
+        finally:
+            # shutdown_grace is over (the GAplic cancelled us): what is left is aborted,
+            # so no transport outlives the loop.
+            for gsock in socks:
+                if gsock._transport is not None:
+                    gsock._abort("shutdown")
 
 
 def socket_map_of(gaplic: Any) -> dict[int, GObj]:
