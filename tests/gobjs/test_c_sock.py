@@ -298,7 +298,7 @@ def test_connect_timeout(ga: GAplic, blackhole: int) -> None:
     drive(ga, lambda: user.count("EV_DISCONNECTED") == 1)
     elapsed = time.monotonic() - start
     assert user.names() == ["EV_DISCONNECTED"] and user.reasons() == ["timeout"]
-    assert 0.25 <= elapsed <= 0.8
+    assert 0.25 <= elapsed <= 1.3  # 0.3 s, with room for a loaded CI machine
 
 
 def test_drop_aborts_a_pending_connect(ga: GAplic, blackhole: int) -> None:

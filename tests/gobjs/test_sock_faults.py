@@ -145,7 +145,7 @@ def test_peer_gone_while_output_pending(ga: GAplic) -> None:
     start = time.monotonic()
     peer.close()
     drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1, timeout=2)
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 1.5
     assert srv_user.reasons()[0] in ("reset", "eof")
 
 
