@@ -849,3 +849,25 @@ def test_seed_parameters_do_what_they_say(ga: GAplic) -> None:
     listener.send_event(client, "EV_DROP")
     drive(ga, lambda: listener.count("EV_RENAMED") == 1)
     assert listener.count("EV_DISCONNECTED") == 0 and parent.events == []
+
+
+def test_a_later_subscriber_gets_transmit_ready(ga: GAplic) -> None:
+    """Who takes EV_TRANSMIT_READY is cached; a new subscription renews it."""
+    user = ga.create_gobj("user", EchoOnly, None)
+    server = ga.create_gobj("server", GServerSock, user, host="127.0.0.1", port=0)
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        drive(ga, lambda: server.config.n_gsocks == 1)
+        child = server.get_gsocks()[0]
+        peer.sock.sendall(b"a")
+        drive(ga, lambda: (peer.pump() or True) and peer.received == b"a")
+        watcher = ga.create_gobj("watcher", Recorder, None)
+        child.subscribe_event("EV_TRANSMIT_READY", watcher)
+        peer.sock.sendall(b"b")
+        drive(ga, lambda: watcher.count("EV_TRANSMIT_READY") == 1)
+        GObj.destroy_gobj(watcher)
+        peer.sock.sendall(b"c")
+        drive(ga, lambda: (peer.pump() or True) and peer.received == b"abc")
+        drive_for(ga, 0.02)
+    finally:
+        peer.close()

@@ -139,7 +139,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from fsmio.core.errors import GObjError
 from fsmio.core.event import Event
 from fsmio.core.gconfig import FLAG_DIRECT_ATTR, finite_number
-from fsmio.core.gobj import GObj
+from fsmio.core.gobj import GObj, Subscription
 from fsmio.gobjs.outbuf import FlowQueue, OutBufOverflow, as_bytes
 from fsmio.gobjs.tls import make_ssl_context, server_hostname_of
 
@@ -538,6 +538,7 @@ class GSock(GObj, asyncio.Protocol):
         "_sockname",
         "_ssl_ctx",
         "_transport",
+        "_wants_cache",
         "addr",
         "last_activity",
         "rxed_bytes",
@@ -568,6 +569,7 @@ class GSock(GObj, asyncio.Protocol):
         self._drop_timer: TimerHandle | None = None
         self._ready_handle: asyncio.Handle | None = None
         self._refused_logged = False
+        self._wants_cache: tuple[str, bool] | None = None
         self._dst_index = 0
         self.txed_msgs = 0
         self.txed_bytes = 0
@@ -877,8 +879,21 @@ class GSock(GObj, asyncio.Protocol):
         """EV_TRANSMIT_READY, from the loop (never from inside the sender's action, so a
         producer that sends from it does not recurse) and at most one pending."""
         name = self.config.transmit_ready_event_name
-        if self._ready_handle is None and name and self._wants(name):
-            self._ready_handle = self.gaplic.loop.call_soon(self._emit_ready)
+        if self._ready_handle is None and name:
+            # _wants() walks the subscriptions: cache it until they (or the name) change.
+            cache = self._wants_cache
+            if cache is None or cache[0] != name:
+                cache = self._wants_cache = (name, self._wants(name))
+            if cache[1]:
+                self._ready_handle = self.gaplic.loop.call_soon(self._emit_ready)
+
+    def subscribe_event(self, event_name: Any, subscriber: Any, **kw: Any) -> Subscription:
+        self._wants_cache = None
+        return super().subscribe_event(event_name, subscriber, **kw)
+
+    def _remove_subscription(self, sub: Subscription) -> None:
+        self._wants_cache = None
+        super()._remove_subscription(sub)
 
     def _wants(self, name: str) -> bool:
         """Whether a subscriber takes ``name`` (EV_TRANSMIT_READY can come after every
