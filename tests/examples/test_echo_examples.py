@@ -141,6 +141,27 @@ def test_ready_round_trips_and_a_signal_stops_with_exit_0(
     assert "Traceback" not in server.stderr()
 
 
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:  # pragma: no cover - a machine without IPv6
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6")
+def test_ipv6_round_trip(start_server: Callable[..., Server], tmp_path: Path) -> None:
+    server = start_server("--host", "::1", "--port", "0")
+    match = re.fullmatch(r"READY ::1 (\d+)", server.wait_ready())
+    assert match
+    args = ("--host", "::1", "--port", match.group(1), "--count", "50", "--size", "3000")
+    result = run_client(tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    assert OK_LINE.match(result.stdout.strip())
+    assert server.stop(signal.SIGTERM) == 0, server.stderr()
+
+
 def test_sigterm_right_after_ready_still_exits_0(start_server: Callable[..., Server]) -> None:
     server = start_server("--port", "0")
     ready(server)
