@@ -49,6 +49,13 @@ CLIENT_GCONFIG: dict[str, Any] = {
     "timeout": [float, 30.0, 0, None, "Seconds for the whole run."],
     "connect_attempts": [int, 3, 0, None, "Give up after this many failed connects."],
     "seed": [int, 0, 0, None, "Seed of the message contents."],
+    "log_result": [
+        bool,
+        True,
+        0,
+        None,
+        "Log the outcome (for `fsmio run`; the command line prints it instead).",
+    ],
 }
 
 
@@ -184,6 +191,18 @@ class EchoClient(GObj):
     def finish(self) -> None:
         self.done = True
         self.finished = time.monotonic()
+        if self.config.log_result:
+            if self.error is not None:
+                _LOG.error("FAILED: %s", self.error)
+            else:
+                seconds = max(self.finished - self.started, 1e-9)
+                _LOG.info(
+                    "OK: %d messages, %d bytes echoed intact in %.3f s (%.1f round trips/s)",
+                    self.config.count,
+                    self.echoed_bytes,
+                    seconds,
+                    self.config.count / seconds,
+                )
         self.send_event(self.connex, "EV_DROP")
         self.gaplic.stop()
 
@@ -230,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 size=args.size,
                 timeout=args.timeout,
                 connect_attempts=args.connect_attempts,
+                log_result=False,  # printed below
             )
         except GConfigValidateError as exc:
             print(f"echo_client: FAILED: {exc}", file=sys.stderr, flush=True)
