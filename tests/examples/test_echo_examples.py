@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 SERVER = "fsmio.examples.echo_server"
 CLIENT = "fsmio.examples.echo_client"
@@ -187,7 +188,6 @@ def test_port_in_use_is_a_clear_error(start_server: Callable[..., Server]) -> No
 
 
 def test_tls_round_trip_with_a_test_ca(start_server: Callable[..., Server], tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     cert_file, key_file, ca_file = (tmp_path / n for n in ("cert.pem", "key.pem", "ca.pem"))
