@@ -871,3 +871,17 @@ def test_a_later_subscriber_gets_transmit_ready(ga: GAplic) -> None:
         drive_for(ga, 0.02)
     finally:
         peer.close()
+
+
+def test_gaplic_stop_aborts_pending_connects(blackhole: int) -> None:
+    """J1: a connect attempt under way when the GAplic stops ends with
+    EV_DISCONNECTED(shutdown); no task or socket outlives the loop (warnings are errors)."""
+    for use_uvloop in (False, True):
+        with GAplic("pending", use_uvloop=use_uvloop) as gaplic:
+            user = gaplic.create_gobj("user", Recorder, None)
+            client = gaplic.create_gobj("client", GSock, user, host="127.0.0.1", port=blackhole)
+            user.send_event(client, "EV_CONNECT")
+            gaplic.call_later(0.1, gaplic.stop)
+            gaplic.start()
+            assert user.names() == ["EV_DISCONNECTED"] and user.reasons() == ["shutdown"]
+            assert client.is_disconnected()

@@ -280,11 +280,7 @@ def ac_already(self: GSock, event: Event) -> None:
 
 
 def ac_abort_connect(self: GSock, event: Event) -> None:
-    task = self._connect_task
-    self._connect_task = None
-    if task is not None:
-        task.cancel()
-    self._disconnected("dropped")
+    self._abort_connect("dropped")
 
 
 def ac_connect_failed(self: GSock, event: Event) -> None:
@@ -441,34 +437,44 @@ def hexdump(prefix: str, data: bytes, width: int = 16) -> str:
 
 
 class _SocketRegistry:
-    """Per GAplic: the live {fd: gobj} map and the shutdown sequence of its sockets."""
+    """Per GAplic: the live {fd: gobj} map, the connect attempts under way, and the
+    shutdown sequence of its sockets."""
 
-    __slots__ = ("gaplic", "map")
+    __slots__ = ("connecting", "gaplic", "map")
 
     def __init__(self, gaplic: GAplic) -> None:
         self.gaplic = gaplic
         self.map: dict[int, GObj] = {}
+        self.connecting: dict[GSock, None] = {}
         gaplic.add_shutdown_callback(self.shutdown)
 
     def shutdown(self) -> Awaitable[None] | None:
-        """Stop listeners first, then drop every connection gracefully (pending output is
-        flushed within the GAplic's shutdown_grace; what is left is aborted by go_out)."""
+        """Stop listeners first, abort connect attempts, then drop every connection
+        gracefully: pending output is flushed within the GAplic's shutdown_grace, what is
+        left then is aborted (reason ``shutdown`` everywhere)."""
         gobjs = list(self.map.values())
         for gobj in gobjs:
             stop = getattr(gobj, "stop_listening", None)
             if stop is not None:
                 stop()
+        tasks: list[asyncio.Task[None]] = []
+        for gsock in list(self.connecting):
+            task = gsock._connect_task
+            if task is not None:
+                tasks.append(task)
+            if gsock._state == "ST_WAIT_CONNECTED":
+                gsock._abort_connect("shutdown")
         socks = [g for g in gobjs if isinstance(g, GSock) and g._transport is not None]
         for gsock in socks:
             gsock._close_gracefully("shutdown")
-        if not socks:
+        if not socks and not tasks:
             return None
-        return self._wait_closed(socks)
+        return self._wait_closed(socks, tasks)
 
-    async def _wait_closed(self, socks: list[GSock]) -> None:
+    async def _wait_closed(self, socks: list[GSock], tasks: list[asyncio.Task[None]]) -> None:
         try:
             for _ in range(1_000_000):  # bounded by shutdown_grace (wait_for) anyway
-                if all(s._transport is None for s in socks):
+                if all(s._transport is None for s in socks) and all(t.done() for t in tasks):
                     return
                 await asyncio.sleep(0.005)
         finally:
@@ -479,14 +485,18 @@ class _SocketRegistry:
                     gsock._abort("shutdown")
 
 
-def socket_map_of(gaplic: Any) -> dict[int, GObj]:
-    """The GAplic's live map {fd: gobj} of sockets (made, with its shutdown callback, on
-    first use)."""
+def _socket_registry(gaplic: Any) -> _SocketRegistry:
     registry: _SocketRegistry | None = getattr(gaplic, "_fsmio_sockets", None)
     if registry is None:
         registry = _SocketRegistry(gaplic)
         gaplic._fsmio_sockets = registry
-    return registry.map
+    return registry
+
+
+def socket_map_of(gaplic: Any) -> dict[int, GObj]:
+    """The GAplic's live map {fd: gobj} of sockets (made, with its shutdown callback, on
+    first use)."""
+    return _socket_registry(gaplic).map
 
 
 # Compiled FSM -> the events it has a row for (see GSock._wants).
@@ -533,6 +543,7 @@ class GSock(GObj, asyncio.Protocol):
         "_queue",
         "_ready_handle",
         "_refused_logged",
+        "_registry",
         "_server",
         "_socket_map",
         "_sockname",
@@ -554,6 +565,7 @@ class GSock(GObj, asyncio.Protocol):
     addr: Any
     _socket_map: dict[int, GObj]
     _impl_poll: Any
+    _registry: _SocketRegistry  # set by start_up
 
     def __init__(self) -> None:
         GObj.__init__(self, GSOCK_FSM, GSOCK_GCONFIG)
@@ -586,7 +598,8 @@ class GSock(GObj, asyncio.Protocol):
         if self.gaplic is None:
             raise GObjError(f"{self!r}: a GSock needs a GAplic (create it through one)")
         self._ssl_ctx = make_ssl_context(self.config.ssl_options, False, repr(self))
-        self._socket_map = socket_map_of(self.gaplic)
+        self._registry = _socket_registry(self.gaplic)
+        self._socket_map = self._registry.map
         subscriber = self.config.subscriber
         if subscriber is not None or self.parent is not None:
             self.subscribe_event(None, subscriber)
@@ -722,7 +735,20 @@ class GSock(GObj, asyncio.Protocol):
         if self._destroyed or self._state != "ST_WAIT_CONNECTED":
             return
         loop = self.gaplic.loop
-        self._connect_task = loop.create_task(self._connect(host, port))
+        task = self._connect_task = loop.create_task(self._connect(host, port))
+        connecting = self._registry.connecting
+        connecting[self] = None
+        task.add_done_callback(lambda _: connecting.pop(self, None))
+
+    def _abort_connect(self, reason: str) -> None:
+        """Cancel the connect attempt: EV_DISCONNECTED(reason) now, nothing after."""
+        task = self._connect_task
+        self._connect_task = None
+        if task is not None:
+            task.cancel()
+        if self._state != "ST_DISCONNECTED":
+            self.set_new_state("ST_DISCONNECTED")
+        self._disconnected(reason)
 
     async def _connect(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
