@@ -4,7 +4,7 @@ The successor of ginsfsm: every object (a *gobj*) has a declared finite-state ma
 gobjs form a tree and talk only through events, and a GAplic runs them on an asyncio (or
 uvloop) event loop.  Every public name is importable from here::
 
-    from fsmio import GAplic, GObj, GTimer
+    from fsmio import GAplic, GObj, GTimer, GSock, GServerSock, GConnex
 """
 
 from ._version import __version__
@@ -44,7 +44,7 @@ from .core.registry import (
     set_global_app,
     set_global_main_gaplic,
 )
-from .gobjs import GTimer
+from .gobjs import GConnex, GServerSock, GSock, GTimer, hexdump
 
 __all__ = [
     "EMPTY_FSM",
@@ -63,8 +63,11 @@ __all__ = [
     "GConfig",
     "GConfigTemplateError",
     "GConfigValidateError",
+    "GConnex",
     "GObj",
     "GObjError",
+    "GServerSock",
+    "GSock",
     "GTimer",
     "MachineError",
     "SMachine",
@@ -79,6 +82,7 @@ __all__ = [
     "get_global_main_gaplic",
     "global_get_gaplic",
     "global_get_gobj",
+    "hexdump",
     "inside",
     "lineage",
     "list_globals",
