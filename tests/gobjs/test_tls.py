@@ -278,3 +278,18 @@ def test_client_certificates(ga: GAplic, certs: Certs) -> None:
     anonymous, client2 = tls_client(ga, server.config.port, {"cafile": certs.cafile})
     anonymous.send_event(client2, "EV_CONNECT")
     drive(ga, lambda: anonymous.count("EV_DISCONNECTED") == 1)
+
+
+def test_gaplic_stop_during_a_handshake(certs: Certs) -> None:
+    """A TLS handshake under way when the GAplic stops is dropped; nothing outlives the
+    loop (warnings are errors)."""
+    for use_uvloop in (False, True):
+        with GAplic("hs", use_uvloop=use_uvloop) as gaplic:
+            srv_user, server = tls_server(gaplic, certs)
+            peer = RawPeer.connect("127.0.0.1", server.config.port)  # says nothing
+            try:
+                gaplic.call_later(0.2, gaplic.stop)
+                gaplic.start()
+                assert srv_user.events == [] and list(server.dl_childs) == []
+            finally:
+                peer.close()

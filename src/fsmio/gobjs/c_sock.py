@@ -453,11 +453,13 @@ class _SocketRegistry:
         gracefully: pending output is flushed within the GAplic's shutdown_grace, what is
         left then is aborted (reason ``shutdown`` everywhere)."""
         gobjs = list(self.map.values())
+        tasks: list[asyncio.Task[None]] = []
         for gobj in gobjs:
             stop = getattr(gobj, "stop_listening", None)
-            if stop is not None:
+            if stop is not None:  # a GServerSock
                 stop()
-        tasks: list[asyncio.Task[None]] = []
+                # connections still being set up (TLS handshakes) are dropped
+                tasks.extend(getattr(gobj, "_shutdown_attaching")())  # noqa: B009
         for gsock in list(self.connecting):
             task = gsock._connect_task
             if task is not None:

@@ -454,6 +454,14 @@ class GServerSock(GObj):
             if self._attaching.get(child) is attach:
                 del self._attaching[child]
 
+    def _shutdown_attaching(self) -> list[asyncio.Task[None]]:
+        """The GAplic stops: destroy the children still being set up (their subscriber
+        never heard of them); return their tasks, to be waited for."""
+        tasks = [a.task for a in self._attaching.values() if a.task is not None]
+        for child in list(self._attaching):
+            GObj.destroy_gobj(child)
+        return tasks
+
     def _cancel_attach(self, attach: _Attach) -> None:
         task = attach.task
         if task is not None and not task.done():
