@@ -189,6 +189,9 @@ class GAplic(GObj):
         self._stop_future: asyncio.Future[None] | None = None
         self._shutdown_callbacks: list[Callable[[], Any]] = []
         self._closed = False
+        #: The exit status a runner (``fsmio run``) reports when the GAplic has stopped:
+        #: a gobj sets it (before ``stop()``) to say the program failed.
+        self.exit_code = 0
         self._pid = os.getpid()
         self.write_parameters(**self.filter_parameters(**self.ini_settings))
         self._clock: Callable[[], float] = self.clock or time.monotonic
@@ -293,9 +296,19 @@ class GAplic(GObj):
             except Exception as exc:
                 self.handle_exception(exc, f"callback {callback!r}")
         queue = self._qevent
+        popleft = queue.popleft
         deliver = self._deliver_queued
         for _ in range(len(queue)):
-            deliver(queue.popleft())
+            event = popleft()
+            dst = event.destination
+            if type(dst) is str or dst._destroyed:
+                deliver(event)  # resolves the name, or drops it
+                continue
+            # _deliver_queued(), inlined for the common case: a live gobj.
+            try:
+                dst.inject_event(event)
+            except Exception as exc:
+                self.handle_exception(exc, f"{dst!r}, event {event.event_name}")
         if queue or callbacks:
             self._wake()
 

@@ -43,6 +43,16 @@ _OFFSETS = 251
 CLIENT_GCONFIG: dict[str, Any] = {
     "host": [str, "127.0.0.1", 0, None, "Server host."],
     "port": [int, 0, 0, None, "Server port."],
+    "server": [
+        str,
+        "",
+        0,
+        None,
+        (
+            "Unique name of an echo_server Echo gobj of the same GAplic: connect to the "
+            "address it listens on (host and port are then ignored). For a one-process demo."
+        ),
+    ],
     "ssl_options": [dict, {}, 0, None, "TLS client options (cafile...); {}: plain TCP."],
     "count": [int, 100, 0, None, "Messages to send."],
     "size": [int, 1024, 0, None, "Bytes per message."],
@@ -162,11 +172,21 @@ class EchoClient(GObj):
     def start_up(self) -> None:
         config = self.config
         self._block = random.Random(config.seed).randbytes(config.size + _OFFSETS)
+        host, port = config.host, config.port
+        if config.server:
+            server = self.gaplic.find_unique_gobj(config.server) if self.gaplic else None
+            listening_on = getattr(server, "listening_on", None)
+            if listening_on is None:
+                raise GConfigValidateError(
+                    f"{self!r}: server {config.server!r} is not a unique echo_server Echo gobj "
+                    "created before this one"
+                )
+            host, port = listening_on()
         self.connex = self.create_gobj(
             "connex",
             GConnex,
             self,
-            destinations=[(config.host, config.port)],
+            destinations=[(host, port)],
             ssl_options=config.ssl_options or None,
             connect_failed_event_name="EV_CONNECT_FAILED",
             max_attempts=config.connect_attempts,
@@ -191,6 +211,8 @@ class EchoClient(GObj):
     def finish(self) -> None:
         self.done = True
         self.finished = time.monotonic()
+        if self.error is not None and self.gaplic is not None:
+            self.gaplic.exit_code = 1  # `fsmio run` exits with it
         if self.config.log_result:
             if self.error is not None:
                 _LOG.error("FAILED: %s", self.error)
