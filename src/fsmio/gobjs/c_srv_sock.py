@@ -459,7 +459,8 @@ class GServerSock(GObj):
         never heard of them); return their tasks, to be waited for."""
         tasks = [a.task for a in self._attaching.values() if a.task is not None]
         for child in list(self._attaching):
-            GObj.destroy_gobj(child)
+            if child._transport is None:  # connected ones are closed like the others
+                GObj.destroy_gobj(child)
         return tasks
 
     def _cancel_attach(self, attach: _Attach) -> None:
