@@ -885,3 +885,20 @@ def test_gaplic_stop_aborts_pending_connects(blackhole: int) -> None:
             gaplic.start()
             assert user.names() == ["EV_DISCONNECTED"] and user.reasons() == ["shutdown"]
             assert client.is_disconnected()
+
+
+def test_reason_words() -> None:
+    import ssl
+
+    from fsmio.gobjs.c_sock import _reason_of
+
+    both = "Multiple exceptions: [Errno 111] Connect call failed ('::1', 1), [Errno 111] ..."
+    assert _reason_of(OSError(both)) == "refused"
+    assert _reason_of(OSError("Multiple exceptions: [Errno 110] a, [Errno 111] b")) == "timeout"
+    assert _reason_of(OSError("Multiple exceptions: [Errno 99] a, [Errno 111] b")) == "error"
+    assert _reason_of(socket.gaierror(-2, "Name or service not known")) == "unresolvable"
+    assert _reason_of(ssl.SSLCertVerificationError("bad")) == "tls_verify_failed"
+    assert _reason_of(ssl.SSLError("bad")) == "tls_error"
+    assert _reason_of(BrokenPipeError()) == "reset"
+    assert _reason_of(None) == "eof"
+    assert _reason_of(ValueError()) == "error"

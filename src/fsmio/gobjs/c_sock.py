@@ -523,7 +523,15 @@ def _reason_of(exc: BaseException | None) -> str:
     if isinstance(exc, socket.gaierror):
         return "unresolvable"
     if isinstance(exc, OSError) and "Multiple exceptions" in str(exc):
-        return "refused" if "111" in str(exc) or "refused" in str(exc).lower() else "error"
+        # asyncio tried several addresses; it only gives their messages
+        import errno
+        import re
+
+        codes = {int(n) for n in re.findall(r"\[Errno (\d+)\]", str(exc))}
+        if codes == {errno.ECONNREFUSED}:
+            return "refused"
+        if codes and codes <= {errno.ETIMEDOUT, errno.ECONNREFUSED}:
+            return "timeout"
     return "error"
 
 
