@@ -902,3 +902,11 @@ def test_reason_words() -> None:
     assert _reason_of(BrokenPipeError()) == "reset"
     assert _reason_of(None) == "eof"
     assert _reason_of(ValueError()) == "error"
+
+
+def test_bad_connect_arguments_raise_and_leave_it_disconnected(ga: GAplic) -> None:
+    user = ga.create_gobj("user", Recorder, None)
+    client = ga.create_gobj("client", GSock, user, host="127.0.0.1", port=1)
+    with pytest.raises(ValueError, match="70000"):
+        user.send_event(client, "EV_CONNECT", port=70000)
+    assert client.is_disconnected() and user.events == []

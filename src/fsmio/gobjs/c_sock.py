@@ -265,11 +265,17 @@ GSOCK_GCONFIG: Final[dict[str, list[Any]]] = {
 # ----------------------------------------------------------------------------------------
 def ac_connect(self: GSock, event: Event) -> None:
     kw = event.kw
-    host, port = self.get_next_dst()
-    if kw.get("host") is not None:
-        host = kw["host"]
-    if kw.get("port") is not None:
-        port = _port(kw["port"])
+    try:
+        host, port = self.get_next_dst()
+        if kw.get("host") is not None:
+            host = str(kw["host"])
+        if kw.get("port") is not None:
+            port = _port(kw["port"])
+    except Exception:
+        # A bad port (or a get_next_dst() that raised) is the caller's error: raise it,
+        # but do not stay in ST_WAIT_CONNECTED with no attempt under way.
+        self.set_new_state("ST_DISCONNECTED")
+        raise
     self._start_connect(host, port)
 
 
