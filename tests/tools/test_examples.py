@@ -111,3 +111,22 @@ def test_sigterm_closes_the_listener_and_the_connections() -> None:
         _kill(server)
     assert server.returncode == 0, err
     assert "SIGTERM received, stopping" in err
+
+
+def test_echo_in_one_process(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["run", str(ROOT / "examples" / "echo.toml"), "--set", "client.count=40"]
+    assert main(argv) == 0, capsys.readouterr().err
+
+
+def test_a_failing_program_exits_with_its_code(capsys: pytest.CaptureFixture[str]) -> None:
+    # Nothing listens on the port: the client gives up and sets GAplic.exit_code.
+    argv = [
+        "run",
+        str(ROOT / "examples" / "echo_client.toml"),
+        "--set",
+        f"client.port={_free_port()}",
+        "--set",
+        "client.connect_attempts=1",
+    ]
+    assert main(argv) == 1
+    assert "stopped, exit code 1" in capsys.readouterr().err

@@ -49,9 +49,10 @@ Decisions (where the issue was silent):
   unless ``--trace mach`` is also given.
 * The current directory and the config file's directory are put on ``sys.path``, so a
   gclass in a local module can be named like one in a package.
-* Exit codes: 0 after a graceful stop (the last gobj stopped the GAplic, or SIGTERM /
-  SIGINT); 2 for bad input; 1 when creating or running failed (a port in use, an
-  exception in ``start_up``); 130 on a second SIGINT, which exits at once.
+* Exit codes: 0 after a graceful stop (a gobj stopped the GAplic, or SIGTERM / SIGINT),
+  or the ``GAplic.exit_code`` a gobj set to say the program failed; 2 for bad input; 1
+  when creating failed (a port in use, an exception in ``start_up``); 130 on a second
+  SIGINT, which exits at once.
 """
 
 from __future__ import annotations
@@ -774,8 +775,14 @@ def _create_and_run(cfg: AppConfig, gaplic: GAplic, on_started: Any) -> int:
             gaplic.close()
         raise
     gaplic.close()
-    _LOG.info("fsmio run: GAplic %r stopped", gaplic.name)
-    return 0
+    # A gobj says the program failed by setting GAplic.exit_code before stopping it.
+    code = getattr(gaplic, "exit_code", 0)
+    code = code if isinstance(code, int) and not isinstance(code, bool) else EXIT_FAILURE
+    if code:
+        _LOG.info("fsmio run: GAplic %r stopped, exit code %d", gaplic.name, code)
+    else:
+        _LOG.info("fsmio run: GAplic %r stopped", gaplic.name)
+    return code
 
 
 def check_app(config_path: str | Path, **kw: Any) -> int:
