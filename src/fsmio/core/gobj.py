@@ -463,6 +463,17 @@ class GObj(SMachine, GConfig):
 
     def post_event(self, destination: Any, event: Any, **kw: Any) -> None:
         """Queue ``event`` for ``destination``; the GAplic delivers it next iteration."""
+        gaplic = self._gaplic
+        if type(event) is str and gaplic is not None and isinstance(destination, (GObj, str)):
+            # The common case, with new_event() inlined; the checks below in their order
+            # for everything else.
+            ev = _FastEvent()
+            ev.destination = destination
+            ev.event_name = event
+            ev.source = [self]
+            ev.__dict__ = kw
+            gaplic.enqueue_event(ev)
+            return
         if not isinstance(destination, (GObj, str)):
             raise GObjError(
                 f"{self!r}: destination must be a GObj or a unique name, not {destination!r}"

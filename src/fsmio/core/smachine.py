@@ -353,22 +353,22 @@ class SMachine:
         if _trace_any and (self._trace_mach or _global_trace_mach):
             return self._inject_traced(event, row)  # type: ignore[arg-type]
         ctx = self._ctx
-        depth = ctx.depth + 1
-        if depth > MAX_SEND_DEPTH:
+        depth = ctx.depth
+        if depth >= MAX_SEND_DEPTH:
             raise self._depth_error(event)  # type: ignore[arg-type]
         action, next_table = row
         if next_table is not None:
             self._table = next_table
         if action is None:
             return None
-        ctx.depth = depth
+        ctx.depth = depth + 1
         try:
             return action(self, event)  # type: ignore[arg-type]
         except Exception as exc:
             _annotate_exception(exc, self, self._fsm.state_of(table), event)  # type: ignore[arg-type]
             raise
         finally:
-            ctx.depth = depth - 1
+            ctx.depth = depth
 
     def _inject_slow(self, event: Any) -> Any:
         if type(event) is str:
