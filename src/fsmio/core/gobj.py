@@ -28,6 +28,7 @@ import itertools
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 from . import registry
@@ -47,6 +48,11 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger("fsmio")
+
+# The shared, read-only "no entries" of a gobj's children and held subscriptions: a
+# mapping proxy, so that a write that forgot to make the gobj its own dict fails loudly
+# instead of changing every gobj's.
+_NO_ENTRIES: Any = MappingProxyType({})
 _random_names = itertools.count(1)
 
 
@@ -165,7 +171,8 @@ class Subscription:
         self.simple = isinstance(subscriber, GObj) and not (
             self.use_post_event or self.rename_event_name or self.has_reference or self.first_shot
         )
-        self.__dict__ = kw
+        if kw:  # else the (empty) dict is made only if someone asks for it
+            self.__dict__ = kw
 
     @property
     def kw(self) -> dict[str, Any]:
@@ -235,9 +242,11 @@ class GObj(SMachine, GConfig):
         # An instance attribute, not just the class default: read on every send_event,
         # and an instance attribute is the fast read.
         self._destroyed = False
-        self._dl_childs: dict[GObj, None] = {}
+        # Most gobjs (a connection's GSock) never have children nor hold subscriptions:
+        # they share one read-only empty mapping until they do (see _own_dict).
+        self._dl_childs: dict[GObj, None] = _NO_ENTRIES
         self._dl_subscriptions: dict[Subscription, None] = {}
-        self._held_subscriptions: dict[Subscription, None] = {}
+        self._held_subscriptions: dict[Subscription, None] = _NO_ENTRIES
         SMachine.__init__(self, EMPTY_FSM if fsm is None else fsm)
         if gconfig is None:
             templates: list[Any] = [GOBJ_GCONFIG]
@@ -283,7 +292,10 @@ class GObj(SMachine, GConfig):
         if gobj.__parent__ is not None:
             raise GObjError(f"{gobj!r} already has a parent: {gobj.__parent__!r}")
         gobj.__parent__ = self
-        self._dl_childs[gobj] = None
+        childs = self._dl_childs
+        if childs is _NO_ENTRIES:
+            childs = self._dl_childs = {}
+        childs[gobj] = None
 
     def __getitem__(self, name: str) -> GObj:
         """The child called ``name`` (or whose ``re_name`` matches it); KeyError otherwise."""
@@ -374,7 +386,7 @@ class GObj(SMachine, GConfig):
         except Exception:
             log.exception("destroy_gobj(): go_out() of %r raised", gobj)
         parent = gobj.__parent__
-        if parent is not None:
+        if parent is not None and parent._dl_childs is not _NO_ENTRIES:
             parent._dl_childs.pop(gobj, None)
         gaplic = gobj._gaplic
         if gaplic is not None and gaplic is not gobj:
@@ -669,7 +681,10 @@ class GObj(SMachine, GConfig):
         sub = Subscription(self, names, subscriber, control, extra)
         self._dl_subscriptions[sub] = None
         if isinstance(subscriber, GObj):
-            subscriber._held_subscriptions[sub] = None
+            held = subscriber._held_subscriptions
+            if held is _NO_ENTRIES:
+                held = subscriber._held_subscriptions = {}
+            held[sub] = None
         if self.config.trace_subscription:
             (self.logger or _LOG).info(
                 "NEW Subscription: %r", sub, extra=_sub_fields(self, "subscribe", sub)
@@ -683,7 +698,7 @@ class GObj(SMachine, GConfig):
         sub.active = False
         self._dl_subscriptions.pop(sub, None)
         subscriber = sub.subscriber
-        if isinstance(subscriber, GObj):
+        if isinstance(subscriber, GObj) and subscriber._held_subscriptions is not _NO_ENTRIES:
             subscriber._held_subscriptions.pop(sub, None)
         if self.config.trace_subscription:
             (self.logger or _LOG).info(
@@ -760,10 +775,14 @@ def build_gobj(
     if kw.pop("__random_name__", False):
         name = GObj.get_random_name(name or "")
     gobj = gclass()
-    if "_fsm" not in vars(gobj) or "_gconfig" not in vars(gobj):
+    try:
+        # Instance attributes set by GObj.__init__.  (Not `in vars(gobj)`: that would
+        # give every gobj a materialized __dict__, 64 bytes more each.)
+        gobj._fsm, gobj._gconfig  # noqa: B018
+    except AttributeError:
         raise GObjError(
             f"create_gobj(): {gclass.__name__}.__init__ must call GObj.__init__(self, FSM, GCONFIG)"
-        )
+        ) from None
     gobj.__name__ = name or ""
     if gaplic is not None:
         gobj.gaplic = gaplic
