@@ -503,6 +503,105 @@ def _dict_size(d: dict[Any, float]) -> int:
     return sys.getsizeof(d) + sum(sys.getsizeof(v) for v in d.values())
 
 
+class _FakeTransport(asyncio.Transport):
+    """Takes every write and does nothing: the in-process echo path has no kernel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data: Any) -> None:
+        self.writes += 1
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class _RawEcho(asyncio.Protocol):
+    transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+def bench_echo_path(n: int, repeat: int) -> list[Micro]:
+    """One echoed message in-process, no kernel: ``data_received`` -> ``transport.write``.
+
+    fsmio: a connected GSock (as a GServerSock makes it) whose user gobj echoes, every
+    message EV_RX_DATA -> action -> EV_SEND_DATA, on a transport that drops the writes;
+    beside a raw asyncio Protocol on the same transport.  The difference is the
+    framework's CPU per message, without the noise of the network stack.
+    """
+    from benchmarks.fsmio_echo import Echo
+
+    data = b"x" * 64
+    out: list[Micro] = []
+    try:
+        from fsmio.gobjs.c_sock import GSock
+
+        with GAplic("bench-echo-path") as ga:
+            ga._loop()
+            echo = ga.create_gobj("echo", Echo, None)
+            gsock = ga.create_gobj("conn", GSock, echo)
+            gsock._prepare_accepted(None)  # what a GServerSock does to an accepted child
+            transport = _FakeTransport()
+            gsock.connection_made(transport)
+            for _ in range(5):
+                ga._loop()
+            if gsock.get_current_state() != "ST_CONNECTED":
+                raise RuntimeError(f"GSock in {gsock.get_current_state()}")
+            received = gsock.data_received
+
+            def fsmio_body(k: int) -> None:
+                for _ in range(k):
+                    received(data)
+
+            rates = _rounds(n, repeat, fsmio_body)
+            if transport.writes != n * repeat:
+                raise RuntimeError(f"{transport.writes} writes for {n * repeat} messages")
+            out.append(Micro("echo path, in-process", "fsmio (GSock + gobj)", "msg/s", rates))
+    except Exception as exc:  # GSock internals changed: say so, run the rest
+        out.append(Micro("echo path, in-process", "fsmio (GSock + gobj)", note=f"n/a: {exc!r}"))
+    raw = _RawEcho()
+    raw.connection_made(_FakeTransport())
+    raw_received = raw.data_received
+
+    def raw_body(k: int) -> None:
+        for _ in range(k):
+            raw_received(data)
+
+    out.append(
+        Micro(
+            "echo path, in-process", "raw asyncio Protocol", "msg/s", _rounds(n, repeat, raw_body)
+        )
+    )
+    return out
+
+
 def bench_gobj_memory(n: int) -> list[Micro]:
     """Bytes per idle gobj (a Toggle with a parent), from RSS."""
     with GAplic("bench-mem") as ga:
@@ -534,6 +633,7 @@ def run_all(
         ("broadcast", lambda: bench_broadcast(n, repeat)),
         ("post", lambda: bench_post(n, repeat)),
         ("create", lambda: bench_create(max(1, n // 10), repeat)),
+        ("echo path", lambda: bench_echo_path(max(1, n // 3), repeat)),
         ("gobj memory", lambda: bench_gobj_memory(mem)),
         (
             "timers",
