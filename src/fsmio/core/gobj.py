@@ -393,6 +393,7 @@ class GObj(SMachine, GConfig):
             gaplic._forget_gobj(gobj)
         if gobj.trace_creation:
             log.info("Destroyed! <-- %r", gobj, extra=_trace_fields(gobj, "destroyed"))
+        gobj._forget_trace()
 
     @staticmethod
     def get_random_name(prefix: str = "") -> str:

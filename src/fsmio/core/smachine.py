@@ -577,6 +577,15 @@ class SMachine:
             _update_trace_any()
         self._trace_mach = level
 
+    def _forget_trace(self) -> None:
+        """Drop this machine's own trace level silently (it is being destroyed), so that
+        a destroyed traced gobj does not keep the one-flag check of every event on."""
+        global _traced_machines
+        if self._trace_mach:
+            self._trace_mach = 0
+            _traced_machines -= 1
+            _update_trace_any()
+
     @staticmethod
     def global_trace_mach(value: Any) -> None:
         """Turn the machine trace on (``True`` or a level) or off for every machine."""
