@@ -243,7 +243,8 @@ class GObj(SMachine, GConfig):
         # and an instance attribute is the fast read.
         self._destroyed = False
         # Most gobjs (a connection's GSock) never have children nor hold subscriptions:
-        # they share one read-only empty mapping until they do (see _own_dict).
+        # they share one read-only empty mapping until they do (_add_child and
+        # subscribe_event make their own dict on the first write).
         self._dl_childs: dict[GObj, None] = _NO_ENTRIES
         self._dl_subscriptions: dict[Subscription, None] = {}
         self._held_subscriptions: dict[Subscription, None] = _NO_ENTRIES
