@@ -18,7 +18,7 @@ respect a program can see (``isinstance``, attributes, ``kw``, ``repr``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class Event:
@@ -54,14 +54,11 @@ class Event:
             self.source = [source]
         self.__dict__ = kw
 
-    def __getattr__(self, name: str) -> Any:
-        # Reached only for a name that is neither a slot nor a kw key: say which kw it has.
-        # (Dunder and unset-slot names fail plainly, so copy/pickle probing cannot recurse.)
-        if name.startswith("__") or name in Event.__slots__:
-            raise AttributeError(name)
-        raise AttributeError(
-            f"event {self.event_name!r} has no attribute {name!r} (kw: {sorted(self.__dict__)})"
-        )
+    if TYPE_CHECKING:
+        # For type checkers only: kw entries are attributes.  A real __getattr__ would
+        # put a Python-level hook on *every* attribute read of every event (measured: 5 to
+        # 10 % of the echo path), so a missing one raises Python's plain AttributeError.
+        def __getattr__(self, name: str) -> Any: ...
 
     @property
     def kw(self) -> dict[str, Any]:
