@@ -59,7 +59,7 @@ from typing import Any, Final
 from fsmio.core import registry
 from fsmio.core.errors import GConfigValidateError, GObjError
 from fsmio.core.event import Event
-from fsmio.core.gconfig import FLAG_DIRECT_ATTR, finite_number
+from fsmio.core.gconfig import FLAG_DIRECT_ATTR, finite_number, non_negative_number
 from fsmio.core.gobj import GObj, build_gobj
 from fsmio.core.smachine import EMPTY_FSM, DispatchContext, exception_where
 
@@ -82,13 +82,6 @@ __all__ = [
 _LOG = logging.getLogger("fsmio")
 
 
-def _positive(value: Any) -> Any:
-    number = finite_number(value)
-    if number < 0:
-        raise ValueError(f"{value!r} is negative")
-    return number
-
-
 def _no_router(value: Any) -> Any:
     if value not in (None, False) and str(value).strip().lower() not in (
         "0",
@@ -108,7 +101,7 @@ GAPLIC_GCONFIG: Final[dict[str, list[Any]]] = {
         float,
         5.0,
         0,
-        _positive,
+        non_negative_number,
         "Seconds that stop() gives the shutdown callbacks to finish.",
     ],
     "clock": [None, None, FLAG_DIRECT_ATTR, None, "Monotonic clock (seconds); tests fake it."],

@@ -48,6 +48,14 @@ __all__ = [
     "add_gconfig",
     "asbool",
     "compile_gconfig",
+    "finite_number",
+    "fraction",
+    "non_negative_int",
+    "non_negative_number",
+    "number_in",
+    "port_number",
+    "positive_int",
+    "positive_number",
 ]
 
 _LOG = logging.getLogger("fsmio")
@@ -311,6 +319,50 @@ def finite_number(value: Any) -> Any:
     if not math.isfinite(number):
         raise ValueError(f"{value!r} is not finite")
     return number
+
+
+def number_in(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    integer: bool = False,
+) -> Callable[[Any], Any]:
+    """A validator: a finite number (an int with ``integer``) in ``[low, high]``.
+
+    ``low_open`` excludes ``low`` itself.  Strings from config files are parsed; bools are
+    not numbers here.  The message says what the range is: ``"0.5 is not an int >= 1"``.
+    """
+    kind = "an int" if integer else "a number"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"<= {high:g}")
+    expected = f"{kind} {' and '.join(bounds)}".strip()
+
+    def validate(value: Any) -> Any:
+        number = finite_number(value)
+        if integer:
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError(f"{value!r} is not {expected}")
+            number = int(number)
+        too_low = low is not None and (number <= low if low_open else number < low)
+        if too_low or (high is not None and number > high):
+            raise ValueError(f"{value!r} is not {expected}")
+        return number
+
+    validate.__name__ = validate.__qualname__ = f"number_in({expected})"
+    return validate
+
+
+#: Validators for the common cases (use these rather than writing one more).
+positive_number: Final = number_in(0, low_open=True)
+non_negative_number: Final = number_in(0)
+positive_int: Final = number_in(0, low_open=True, integer=True)
+non_negative_int: Final = number_in(0, integer=True)
+fraction: Final = number_in(0, 1)
+port_number: Final = number_in(0, 65535, integer=True)
 
 
 def add_gconfig(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

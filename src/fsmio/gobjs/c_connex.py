@@ -145,7 +145,15 @@ from typing import Any, Final
 
 from fsmio.core.errors import GConfigValidateError
 from fsmio.core.event import Event
-from fsmio.core.gconfig import FLAG_DIRECT_ATTR, finite_number
+from fsmio.core.gconfig import (
+    FLAG_DIRECT_ATTR,
+    finite_number,
+    fraction,
+    non_negative_int,
+    number_in,
+    port_number,
+    positive_number,
+)
 from fsmio.core.gobj import GObj, Subscription
 from fsmio.gobjs.c_sock import GSock
 from fsmio.gobjs.c_timer import GTimer
@@ -163,32 +171,19 @@ _ACCEPTED: dict[Any, frozenset[str]] = {}
 # ----------------------------------------------------------------------------------------
 #   Config validators
 # ----------------------------------------------------------------------------------------
-def _port(value: Any) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"port {value!r} is not an int")
-    if isinstance(value, str):
-        value = value.strip()
-        if not value.isdigit():
-            raise ValueError(f"port {value!r} is not an int")
-        value = int(value)
-    if not isinstance(value, int) or not 0 <= value <= 65535:
-        raise ValueError(f"port {value!r} is not an int in 0..65535")
-    return value
-
-
 def _parse_host_port(text: str) -> Destination:
     text = text.strip()
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket or not rest.startswith(":"):
             raise ValueError(f"{text!r}: an IPv6 destination is written '[addr]:port'")
-        return host, _port(rest[1:])
+        return host, port_number(rest[1:])
     host, colon, port = text.rpartition(":")
     if not colon:
         raise ValueError(f"{text!r}: a destination is written 'host:port'")
     if ":" in host:
         raise ValueError(f"{text!r}: write an IPv6 address in brackets: '[{host}]:{port}'")
-    return host, _port(port)
+    return host, port_number(port)
 
 
 def _parse_one(item: Any) -> Destination:
@@ -202,7 +197,7 @@ def _parse_one(item: Any) -> Destination:
             raise ValueError(f"host {host!r} is not a str")
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
-        return host, _port(port)
+        return host, port_number(port)
     raise ValueError(f"{item!r} is not a (host, port) pair nor a 'host:port' string")
 
 
@@ -243,33 +238,6 @@ def _read_only(default: Any) -> Any:
     return read_only
 
 
-def _positive(value: Any) -> Any:
-    number = finite_number(value)
-    if number <= 0:
-        raise ValueError(f"{value!r} is not > 0")
-    return number
-
-
-def _at_least_one(value: Any) -> Any:
-    number = finite_number(value)
-    if number < 1:
-        raise ValueError(f"{value!r} is < 1")
-    return number
-
-
-def _fraction(value: Any) -> Any:
-    number = finite_number(value)
-    if not 0 <= number <= 1:
-        raise ValueError(f"{value!r} is not in 0..1")
-    return number
-
-
-def _non_negative_int(value: Any) -> Any:
-    if isinstance(value, bool) or (isinstance(value, int) and value < 0):
-        raise ValueError(f"{value!r} is not an int >= 0")
-    return value
-
-
 def _ssl_options(value: Any) -> Any:
     if isinstance(value, str):
         value = json.loads(value) if value.strip() else None
@@ -307,14 +275,14 @@ GCONNEX_GCONFIG: Final[dict[str, list[Any]]] = {
         float,
         60,
         0,
-        _positive,
+        positive_number,
         "Seconds an attempt may take before it is aborted.",
     ],
     "timeout_between_connections": [
         float,
         5,
         0,
-        _positive,
+        positive_number,
         "Seconds to wait after a failed round of attempts.",
     ],
     "timeout_inactivity": [
@@ -328,21 +296,21 @@ GCONNEX_GCONFIG: Final[dict[str, list[Any]]] = {
         float,
         1.0,
         0,
-        _at_least_one,
+        number_in(1),
         "Each failed round multiplies the wait by this (1.0: fixed delay).",
     ],
     "backoff_max": [
         float,
         300.0,
         0,
-        _positive,
+        positive_number,
         "Cap of the wait (never below timeout_between_connections).",
     ],
     "backoff_jitter": [
         float,
         0.0,
         0,
-        _fraction,
+        fraction,
         "0..1: each wait times a uniform random factor in [1 - j, 1 + j].",
     ],
     "max_attempts": [
@@ -356,7 +324,7 @@ GCONNEX_GCONFIG: Final[dict[str, list[Any]]] = {
         int,
         0,
         0,
-        _non_negative_int,
+        non_negative_int,
         "Cap of the data queued while not connected; 0: no cap.",
     ],
     "ssl_options": [

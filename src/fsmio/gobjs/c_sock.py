@@ -138,7 +138,13 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from fsmio.core.errors import GObjError
 from fsmio.core.event import Event
-from fsmio.core.gconfig import FLAG_DIRECT_ATTR, finite_number
+from fsmio.core.gconfig import (
+    FLAG_DIRECT_ATTR,
+    non_negative_int,
+    port_number,
+    positive_int,
+    positive_number,
+)
 from fsmio.core.gobj import GObj, Subscription
 from fsmio.gobjs.outbuf import FlowQueue, OutBufOverflow, as_bytes
 from fsmio.gobjs.tls import make_ssl_context, server_hostname_of
@@ -160,38 +166,10 @@ _LOG = logging.getLogger("fsmio")
 # ----------------------------------------------------------------------------------------
 #   Config
 # ----------------------------------------------------------------------------------------
-def _port(value: Any) -> Any:
-    port = int(value)
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port {value!r} is not in 0..65535")
-    return port
-
-
 def _ports(value: Any) -> Any:
     if isinstance(value, str):
         value = value.replace(",", " ").split()
-    return tuple(_port(p) for p in (value or ()))
-
-
-def _positive_int(value: Any) -> Any:
-    number = int(value)
-    if number <= 0:
-        raise ValueError(f"{value!r} is not > 0")
-    return number
-
-
-def _non_negative_int(value: Any) -> Any:
-    number = int(value)
-    if number < 0:
-        raise ValueError(f"{value!r} is negative")
-    return number
-
-
-def _positive_seconds(value: Any) -> Any:
-    number = finite_number(value)
-    if number <= 0:
-        raise ValueError(f"{value!r} is not > 0")
-    return number
+    return tuple(port_number(p) for p in (value or ()))
 
 
 def _ssl_options(value: Any) -> Any:
@@ -207,15 +185,15 @@ def _ssl_options(value: Any) -> Any:
 GSOCK_GCONFIG: Final[dict[str, list[Any]]] = {
     "subscriber": [None, None, 0, None, "Gets every output event; None means the parent."],
     "host": [str, "", 0, None, "Server or client host (name, IPv4 or IPv6)."],
-    "port": [int, 0, 0, _port, "Server or client port."],
+    "port": [int, 0, 0, port_number, "Server or client port."],
     "ports": [tuple, (), 0, _ports, "Multi ports (with use_multi_ports)."],
     "use_multi_ports": [bool, False, 0, None, "Use the ports of `ports` in turn."],
     "ip": [str, "", 0, None, "Written on connect: the peer's IP address."],
     "addr": [None, None, FLAG_DIRECT_ATTR, None, "Peer name (None while disconnected)."],
     "ssl_options": [None, {}, 0, _ssl_options, "TLS options (dict) or an ssl.SSLContext."],
-    "tx_buffer_size": [int, 4096, 0, _positive_int, "The transport's write high-water mark."],
-    "send_bytes": [int, 18000, 0, _positive_int, "Largest chunk handed to the transport."],
-    "outbuf_overflow": [int, 1048576, 0, _non_negative_int, "Output kept in memory."],
+    "tx_buffer_size": [int, 4096, 0, positive_int, "The transport's write high-water mark."],
+    "send_bytes": [int, 18000, 0, positive_int, "Largest chunk handed to the transport."],
+    "outbuf_overflow": [int, 1048576, 0, non_negative_int, "Output kept in memory."],
     "close_when_flushed": [bool, False, 0, None, "Close the socket when flushed."],
     "connected_event_name": [str, "EV_CONNECTED", 0, None, "None or '' suppresses it."],
     "disconnected_event_name": [str, "EV_DISCONNECTED", 0, None, "None or '' suppresses it."],
@@ -231,29 +209,29 @@ GSOCK_GCONFIG: Final[dict[str, list[Any]]] = {
     "_socket_map": [None, {}, FLAG_DIRECT_ATTR, None, "Set from the GAplic: {fd: gobj}."],
     "_impl_poll": [None, None, FLAG_DIRECT_ATTR, None, "Set on connect: the asyncio loop."],
     "n_gsocks": [int, 0, 0, None, "Server stats: number of live gsocks."],
-    "connect_timeout": [float, 30.0, 0, _positive_seconds, "Connect deadline (s)."],
-    "ssl_handshake_timeout": [float, 60.0, 0, _positive_seconds, "TLS handshake deadline."],
-    "ssl_shutdown_timeout": [float, 30.0, 0, _positive_seconds, "TLS shutdown deadline."],
-    "drop_timeout": [float, 30.0, 0, _positive_seconds, "Graceful close deadline (s)."],
+    "connect_timeout": [float, 30.0, 0, positive_number, "Connect deadline (s)."],
+    "ssl_handshake_timeout": [float, 60.0, 0, positive_number, "TLS handshake deadline."],
+    "ssl_shutdown_timeout": [float, 30.0, 0, positive_number, "TLS shutdown deadline."],
+    "drop_timeout": [float, 30.0, 0, positive_number, "Graceful close deadline (s)."],
     "outbuf_high_water": [
         int,
         16 * 1048576,
         0,
-        _positive_int,
+        positive_int,
         "Pending output above which reading from the peer pauses.",
     ],
     "outbuf_low_water": [
         int,
         0,
         0,
-        _non_negative_int,
+        non_negative_int,
         "Reading resumes at or below it (0: outbuf_high_water / 4).",
     ],
     "outbuf_max": [
         int,
         64 * 1048576,
         0,
-        _non_negative_int,
+        non_negative_int,
         "Hard limit of pending output (0: none); beyond it: drop, reason tx_overflow.",
     ],
     "spill_dir": [str, None, 0, None, "Directory of spill files (None: the system's)."],
@@ -270,7 +248,7 @@ def ac_connect(self: GSock, event: Event) -> None:
         if kw.get("host") is not None:
             host = str(kw["host"])
         if kw.get("port") is not None:
-            port = _port(kw["port"])
+            port = port_number(kw["port"])
     except Exception:
         # A bad port (or a get_next_dst() that raised) is the caller's error: raise it,
         # but do not stay in ST_WAIT_CONNECTED with no attempt under way.

@@ -81,7 +81,7 @@ import socket
 from typing import TYPE_CHECKING, Any, Final
 
 from fsmio.core.event import Event
-from fsmio.core.gconfig import add_gconfig, finite_number
+from fsmio.core.gconfig import add_gconfig, positive_int, positive_number
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_sock import GSOCK_GCONFIG, GSock, socket_map_of
 from fsmio.gobjs.tls import make_ssl_context
@@ -97,31 +97,17 @@ _LOG = logging.getLogger("fsmio")
 # ----------------------------------------------------------------------------------------
 #   Config
 # ----------------------------------------------------------------------------------------
-def _positive_seconds(value: Any) -> Any:
-    number = finite_number(value)
-    if number <= 0:
-        raise ValueError(f"{value!r} is not > 0")
-    return number
-
-
-def _backlog(value: Any) -> Any:
-    number = int(value)
-    if number <= 0:
-        raise ValueError(f"{value!r} is not > 0")
-    return number
-
-
 GSERVERSOCK_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
     GSOCK_GCONFIG,
     {
-        "backlog": [int, 1024, 0, _backlog, "listen() backlog."],
+        "backlog": [int, 1024, 0, positive_int, "listen() backlog."],
         "reuse_address": [bool, True, 0, None, "SO_REUSEADDR."],
         "reuse_port": [bool, False, 0, None, "SO_REUSEPORT."],
         "accept_retry_delay": [
             float,
             0.25,
             0,
-            _positive_seconds,
+            positive_number,
             "Out of descriptors on accept: retry after this many seconds.",
         ],
     },
