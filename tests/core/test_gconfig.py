@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fsmio.core import gconfig as gconfig_module
 from fsmio.core import registry
 from fsmio.core.errors import GConfigTemplateError, GConfigValidateError
 from fsmio.core.gconfig import (
@@ -651,3 +652,28 @@ def test_filter_parameters_most_specific_key_wins(keys: list[str], rnd: Any) -> 
     applying = [key for key in SPECIFICITY if key in settings_]
     expected = {"p": settings_[applying[0]]} if applying else {}
     assert gobj.filter_parameters(**settings_) == expected
+
+
+@pytest.mark.parametrize(
+    ("validator", "good", "bad"),
+    [
+        (gconfig_module.positive_number, [0.001, "2.5", 7], [0, -1, "x", True, math.nan]),
+        (gconfig_module.non_negative_number, [0, 0.0, "3"], [-0.001, math.inf]),
+        (gconfig_module.positive_int, [1, "12", 3.0], [0, 1.5, "1.5", False]),
+        (gconfig_module.non_negative_int, [0, "0", 9], [-1, 0.5]),
+        (gconfig_module.fraction, [0, 0.5, 1], [-0.1, 1.01]),
+        (gconfig_module.port_number, [0, 65535, "8080"], [-1, 65536, 80.5, "http"]),
+    ],
+)
+def test_number_validators(validator: Any, good: list[Any], bad: list[Any]) -> None:
+    for value in good:
+        result = validator(value)
+        assert isinstance(result, (int, float)) and not isinstance(result, bool)
+    for value in bad:
+        with pytest.raises(ValueError, match=r"not"):
+            validator(value)
+
+
+def test_number_in_message_names_the_range() -> None:
+    with pytest.raises(ValueError, match=r"0\.5 is not an int >= 1 and <= 3"):
+        gconfig_module.number_in(1, 3, integer=True)(0.5)
