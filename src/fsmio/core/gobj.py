@@ -741,6 +741,23 @@ class GObj(SMachine, GConfig):
             if force or not sub.hard:
                 self._remove_subscription(sub)
 
+    def subscribers_take(self, event_name: str) -> bool:
+        """Whether a broadcast of ``event_name`` now reaches a subscriber whose FSM has a row
+        for it (as delivered: renamed if the subscription renames).  A unique-name or
+        ``Deferred`` subscriber counts as taking it.  For frequent optional outputs such as
+        EV_TRANSMIT_READY: not sending one that nobody takes spares a warning per event.
+        """
+        for sub in self._dl_subscriptions:
+            names = sub.event_names
+            if not sub.active or (names is not None and event_name not in names):
+                continue
+            subscriber = sub.subscriber
+            if not isinstance(subscriber, GObj):
+                return True  # cannot tell: deliver
+            if (sub.rename_event_name or event_name) in subscriber._fsm.input_set:
+                return True
+        return False
+
     def get_subscriptions(self) -> list[Subscription]:
         """The subscriptions to this gobj's outputs, in the order they were made."""
         return list(self._dl_subscriptions)

@@ -103,6 +103,7 @@ class CompiledFSM:
         "fsm",
         "initial_state",
         "input_events",
+        "input_set",
         "output_events",
         "output_set",
         "rows",
@@ -132,6 +133,7 @@ class CompiledFSM:
         self.rows = rows
         used = {ev for _, ev, _, _ in rows}
         self.input_events = tuple(ev for ev in event_list if ev in used)
+        self.input_set = frozenset(self.input_events)
         self.transitions: dict[str, dict[str, Row]] = {st: {} for st in state_list}
         for state, ev, action, next_state in rows:
             next_table = self.transitions[next_state] if next_state is not None else None

@@ -164,9 +164,6 @@ _LOG = logging.getLogger("fsmio")
 
 Destination = tuple[str, int]
 
-# The input events of each compiled FSM (to know whether a subscriber takes an event).
-_ACCEPTED: dict[Any, frozenset[str]] = {}
-
 
 # ----------------------------------------------------------------------------------------
 #   Config validators
@@ -555,7 +552,7 @@ def ac_transmit_ready(self: GConnex, event: Event) -> None:
     """ST_CONNECTED: the GSock's output drained (it says so after every drain: only told
     to a subscriber whose FSM takes it, as the GSock does)."""
     name = self.config.transmit_ready_event_name
-    if name and self._wants(name):
+    if name and self.subscribers_take(name):
         self.broadcast_event(name, connex=self, **event.kw)
 
 
@@ -800,23 +797,6 @@ class GConnex(GObj):
         self._retry_pending = False
         self.send_event(self._timer, "EV_SET_TIMER", seconds=-1)
 
-    def _wants(self, name: str) -> bool:
-        """Whether a subscriber takes ``name`` (a unique name or a Deferred: assume so)."""
-        for sub in self._dl_subscriptions:
-            names = sub.event_names
-            if not sub.active or (names is not None and name not in names):
-                continue
-            subscriber = sub.subscriber
-            if not isinstance(subscriber, GObj):
-                return True
-            fsm = subscriber._fsm
-            accepted = _ACCEPTED.get(fsm)
-            if accepted is None:
-                accepted = _ACCEPTED[fsm] = frozenset(fsm.input_events)
-            if (sub.rename_event_name or name) in accepted:
-                return True
-        return False
-
     def _sync_transmit_ready(self) -> None:
         """Ask the GSock for EV_TRANSMIT_READY only while a subscriber of ours takes it.
 
@@ -828,7 +808,7 @@ class GConnex(GObj):
         if gsock is None or gsock._destroyed:
             return
         name = self.config.transmit_ready_event_name
-        relay = bool(name) and self._wants(name)
+        relay = bool(name) and self.subscribers_take(name)
         if relay is self._relaying_ready:
             return
         try:

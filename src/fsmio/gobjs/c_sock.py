@@ -287,7 +287,7 @@ def ac_transport_up(self: GSock, event: Event) -> None:
     if self._state == "ST_CONNECTED" and not queue.pending and not queue.sink_paused:
         self._cancel_ready()
         name = self.config.transmit_ready_event_name
-        if name and self._wants(name):
+        if name and self.subscribers_take(name):
             self.broadcast_event(name, gsock=self)
 
 
@@ -483,10 +483,6 @@ def socket_map_of(gaplic: Any) -> dict[int, GObj]:
     """The GAplic's live map {fd: gobj} of sockets (made, with its shutdown callback, on
     first use)."""
     return _socket_registry(gaplic).map
-
-
-# Compiled FSM -> the events it has a row for (see GSock._wants).
-_ACCEPTED: dict[Any, frozenset[str]] = {}
 
 
 def _reason_of(exc: BaseException | None) -> str:
@@ -900,10 +896,10 @@ class GSock(GObj, asyncio.Protocol):
         producer that sends from it does not recurse) and at most one pending."""
         name = self.config.transmit_ready_event_name
         if self._ready_handle is None and name:
-            # _wants() walks the subscriptions: cache it until they (or the name) change.
+            # subscribers_take() walks the subscriptions: cache it until they (or the name) change.
             cache = self._wants_cache
             if cache is None or cache[0] != name:
-                cache = self._wants_cache = (name, self._wants(name))
+                cache = self._wants_cache = (name, self.subscribers_take(name))
             if cache[1]:
                 self._ready_handle = self.gaplic.loop.call_soon(self._emit_ready)
 
@@ -914,24 +910,6 @@ class GSock(GObj, asyncio.Protocol):
     def _remove_subscription(self, sub: Subscription) -> None:
         self._wants_cache = None
         super()._remove_subscription(sub)
-
-    def _wants(self, name: str) -> bool:
-        """Whether a subscriber takes ``name`` (EV_TRANSMIT_READY can come after every
-        send: a subscriber whose FSM has no row for it is not bothered with it)."""
-        for sub in self._dl_subscriptions:
-            names = sub.event_names
-            if not sub.active or (names is not None and name not in names):
-                continue
-            subscriber = sub.subscriber
-            if not isinstance(subscriber, GObj):
-                return True  # a unique name or a Deferred: cannot tell, deliver
-            fsm = subscriber._fsm
-            accepted = _ACCEPTED.get(fsm)
-            if accepted is None:
-                accepted = _ACCEPTED[fsm] = frozenset(fsm.input_events)
-            if (sub.rename_event_name or name) in accepted:
-                return True
-        return False
 
     def _emit_ready(self) -> None:
         self._ready_handle = None
