@@ -503,3 +503,47 @@ def test_subscription_object_type() -> None:
     assert isinstance(s, Subscription)
     assert s.publisher is pub and s.subscriber is sub and s.event_names == frozenset({"EV_A"})
     assert list(sub._held_subscriptions) == [s]
+
+
+def test_subscribers_take() -> None:
+    """Whether a broadcast would reach a subscriber whose FSM has a row for the event."""
+
+    def noop(self: GObj, event: Event) -> None:
+        return None
+
+    publisher_fsm = {
+        "event_list": ("EV_OUT: top output", "EV_OTHER: top output"),
+        "state_list": ("ST",),
+        "machine": {"ST": ()},
+    }
+    taker_fsm = {
+        "event_list": ("EV_OUT: top input", "EV_RENAMED: top input"),
+        "state_list": ("ST",),
+        "machine": {"ST": (("EV_OUT", noop, None), ("EV_RENAMED", noop, None))},
+    }
+
+    class Publisher(GObj):
+        def __init__(self) -> None:
+            GObj.__init__(self, publisher_fsm)
+
+    class Taker(GObj):
+        def __init__(self) -> None:
+            GObj.__init__(self, taker_fsm)
+
+    class Deaf(GObj):
+        def __init__(self) -> None:
+            GObj.__init__(self)
+
+    pub = Publisher()
+    assert not pub.subscribers_take("EV_OUT")
+    pub.subscribe_event("EV_OUT", Deaf())
+    assert not pub.subscribers_take("EV_OUT")
+    taker = Taker()
+    sub = pub.subscribe_event("EV_OTHER", taker, __rename_event_name__="EV_RENAMED")
+    assert pub.subscribers_take("EV_OTHER")  # delivered renamed, which it takes
+    assert not pub.subscribers_take("EV_OUT")
+    pub.delete_subscription_by_object(sub)
+    pub.subscribe_event(None, taker)
+    assert pub.subscribers_take("EV_OUT") and not pub.subscribers_take("EV_OTHER")
+    pub.subscribe_event("EV_OTHER", Deferred(None, lambda **kw: None))
+    assert pub.subscribers_take("EV_OTHER")  # a Deferred: cannot tell, deliver
