@@ -96,7 +96,9 @@ def serve(host: str, port: int) -> None:
                 pending[conn] = memoryview(data)[sent:]
                 sel.modify(conn, selectors.EVENT_WRITE, 1)
     for key in list(sel.get_map().values()):
-        key.fileobj.close()  # type: ignore[union-attr]
+        sock = key.fileobj
+        assert isinstance(sock, socket.socket)  # only sockets are registered here
+        sock.close()
     sel.close()
 
 

@@ -36,8 +36,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_echo_client_against_echo_server() -> None:
-    port = _free_port()
+def _start_echo_server(port: int) -> tuple[subprocess.Popen[str], StderrLines]:
+    """`fsmio run examples/echo_server.toml` on ``port``, its stderr read line by line."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -53,7 +53,12 @@ def test_echo_client_against_echo_server() -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    stderr = StderrLines(server)
+    return server, StderrLines(server)
+
+
+def test_echo_client_against_echo_server() -> None:
+    port = _free_port()
+    server, stderr = _start_echo_server(port)
     try:
         stderr.wait_for("running 1 gobj(s)")
         seen: dict[str, Any] = {}
@@ -76,22 +81,7 @@ def test_echo_client_against_echo_server() -> None:
 
 def test_sigterm_closes_the_listener_and_the_connections() -> None:
     port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fsmio",
-            "run",
-            "examples/echo_server.toml",
-            "--set",
-            f"echo.port={port}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    stderr = StderrLines(server)
+    server, stderr = _start_echo_server(port)
     try:
         stderr.wait_for("running 1 gobj(s)")
         with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:

@@ -438,12 +438,14 @@ class _SocketRegistry:
         left then is aborted (reason ``shutdown`` everywhere)."""
         gobjs = list(self.map.values())
         tasks: list[asyncio.Task[None]] = []
+        # Imported here: c_srv_sock builds on this module (a top-level import would cycle).
+        from fsmio.gobjs.c_srv_sock import GServerSock
+
         for gobj in gobjs:
-            stop = getattr(gobj, "stop_listening", None)
-            if stop is not None:  # a GServerSock
-                stop()
+            if isinstance(gobj, GServerSock):
+                gobj.stop_listening()
                 # connections still being set up (TLS handshakes) are dropped
-                tasks.extend(getattr(gobj, "_shutdown_attaching")())  # noqa: B009
+                tasks.extend(gobj._shutdown_attaching())
         for gsock in list(self.connecting):
             task = gsock._connect_task
             if task is not None:
