@@ -24,6 +24,20 @@ are copied into each instance so that no two gobjs share one.
 Writes are all-or-nothing: ``write_parameters`` converts every value first and stores
 nothing if any is unknown or invalid; the ``GConfigValidateError`` names the gclass, the
 parameter, the value and what was expected.
+
+Creating a gobj is on the hot path of a server (one per accepted connection), so what can
+be decided once per gclass is: a ``GClassGConfig`` (one per gclass and compiled template,
+found with one dict look-up and an identity check of the template objects) holds the
+mutable defaults as ``(name, default, copy)`` tuples, the direct defaults likewise, and the
+names of the direct parameters to which ginsfsm's rule "a non-callable value never replaces
+a method of the gclass" can apply at all — those whose gclass attribute is callable and not
+a property, *as the gclass is when its first object is made* (a gclass given such a method
+later, by assignment, is not seen).  The other direct parameters are a plain ``setattr``.
+A written value whose type is exactly the parameter's own (``int`` for an ``int``, any
+value for a ``None`` type), with no validator, is already what the conversion would give:
+it is stored as it is (a ``str`` beginning ``app:`` still goes through the look-up).
+``list`` and ``dict`` values are always copied by the conversion, so they take the full
+path; so does every value of a parameter with a validator.
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import is_
 from typing import Any, Final
 
 from . import registry
@@ -43,6 +58,7 @@ __all__ = [
     "FLAG_DIRECT_ATTR",
     "CompiledGConfig",
     "ConfigNamespace",
+    "GClassGConfig",
     "GConfig",
     "ParamSpec",
     "add_gconfig",
@@ -66,6 +82,17 @@ ACCEPTED_TYPES: Final = (None, str, int, float, bool, list, tuple, dict, bytes)
 _TRUE_WORDS = frozenset(("t", "true", "y", "yes", "on", "1"))
 _FALSE_WORDS = frozenset(("f", "false", "n", "no", "off", "0", "", "none"))
 _MUTABLE = (list, dict, set, bytearray)
+# Types whose exact instances convert_value() returns as they are (with no validator):
+# int(v), float(v), str(v), bytes(v), tuple(v) and asbool(v) give v back for exact ones;
+# list(v) and dict(v) make copies, so lists and dicts are not among them.
+_KEPT_AS_IS = frozenset((str, int, float, bool, bytes, tuple))
+
+
+class _AnyType:
+    """``ParamSpec.exact`` of a ``None``-typed parameter: every value is kept as it is."""
+
+
+_ANY: Final = _AnyType
 
 
 def asbool(value: Any) -> bool:
@@ -90,7 +117,16 @@ def asbool(value: Any) -> bool:
 class ParamSpec:
     """One compiled template entry."""
 
-    __slots__ = ("default", "description", "direct", "flags", "name", "type", "validate")
+    __slots__ = (
+        "default",
+        "description",
+        "direct",
+        "exact",
+        "flags",
+        "name",
+        "type",
+        "validate",
+    )
 
     def __init__(
         self,
@@ -108,6 +144,14 @@ class ParamSpec:
         self.direct = bool(flags & FLAG_DIRECT_ATTR)
         self.validate = validate
         self.description = description or ""
+        # The type of the values that convert_value() returns unchanged (_ANY: every
+        # value), or None: those are stored as written (write_parameters' fast path).
+        self.exact: Any = None
+        if validate is None:
+            if type_ is None:
+                self.exact = _ANY
+            elif type_ in _KEPT_AS_IS:
+                self.exact = type_
 
     @property
     def type_name(self) -> str:
@@ -135,11 +179,13 @@ class ConfigNamespace:
 class CompiledGConfig:
     """A validated template: its parameters, and the namespace class with the defaults."""
 
-    __slots__ = ("direct", "mutable", "namespace_cls", "params", "templates")
+    __slots__ = ("direct", "gclasses", "mutable", "namespace_cls", "params", "templates")
 
     def __init__(self, templates: tuple[Mapping[str, Any], ...], params: dict[str, ParamSpec]):
         self.templates = templates
         self.params = params
+        #: gclass -> its GClassGConfig of this template.
+        self.gclasses: dict[type, GClassGConfig] = {}
         self.direct = tuple(spec for spec in params.values() if spec.direct)
         self.mutable = tuple(
             spec
@@ -154,8 +200,79 @@ class CompiledGConfig:
             "ConfigNamespace", (ConfigNamespace,), defaults
         )
 
+    def for_gclass(self, gclass: type) -> GClassGConfig:
+        """This template as ``gclass`` uses it (made once per gclass)."""
+        bound = self.gclasses.get(gclass)
+        if bound is None:
+            bound = self.gclasses[gclass] = GClassGConfig(self, gclass)
+        return bound
+
+
+def _copier(value: Any) -> Callable[[Any], Any] | None:
+    """How to copy a default for each object: None when it is not mutable."""
+    if not isinstance(value, _MUTABLE):
+        return None
+    # The exact builtin types have a copy() that is what copy.copy() calls for them.
+    return type(value).copy if type(value) in _MUTABLE else copy.copy
+
+
+def _replaces_a_method(gclass: type, name: str) -> bool:
+    """Whether ginsfsm's rule can apply to direct parameter ``name`` of ``gclass``."""
+    current = getattr(gclass, name, None)
+    return callable(current) and not isinstance(current, property)
+
+
+class GClassGConfig(CompiledGConfig):
+    """A compiled template as one gclass uses it: what ``GConfig.__init__`` and
+    ``write_parameters`` would otherwise work out again for every object.
+
+    ``gobj._gconfig`` is one of these (it is a ``CompiledGConfig``: ``templates``,
+    ``params``...).  ``init_config`` and ``init_direct`` are ``(name, default, copy)``
+    tuples (``copy`` None for an immutable default), ``ruled`` the direct parameters
+    whose gclass attribute is a method (ginsfsm's rule applies: ``GConfig._store``),
+    ``kinds`` maps each parameter to ``(spec, kind)``: 0 in ``config``, 1 a plain direct
+    attribute, 2 a ruled one; ``mro_ranks`` the class names of the gclass's MRO and their
+    first index (for ``filter_parameters``).
+    """
+
+    __slots__ = ("compiled", "gclass", "init_config", "init_direct", "kinds", "mro_ranks", "ruled")
+
+    def __init__(self, compiled: CompiledGConfig, gclass: type) -> None:
+        # Not CompiledGConfig.__init__: the namespace class and specs are the compiled's.
+        self.templates = compiled.templates
+        self.params = compiled.params
+        self.direct = compiled.direct
+        self.mutable = compiled.mutable
+        self.namespace_cls = compiled.namespace_cls
+        self.gclasses = compiled.gclasses
+        self.compiled = compiled
+        self.gclass = gclass
+        self.ruled = frozenset(
+            spec.name for spec in compiled.direct if _replaces_a_method(gclass, spec.name)
+        )
+        self.init_config = tuple(
+            (spec.name, spec.default, _copier(spec.default)) for spec in compiled.mutable
+        )
+        # None when a ruled one is among them: GConfig.__init__ then stores them one by one
+        # through _store (in template order, as property setters may expect).
+        self.init_direct: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...] | None = (
+            None
+            if self.ruled
+            else tuple((spec.name, spec.default, _copier(spec.default)) for spec in compiled.direct)
+        )
+        self.kinds: dict[str, tuple[ParamSpec, int]] = {
+            name: (spec, (2 if name in self.ruled else 1) if spec.direct else 0)
+            for name, spec in compiled.params.items()
+        }
+        ranks: dict[str, int] = {}
+        for index, cls in enumerate(gclass.__mro__):
+            ranks.setdefault(cls.__name__, index)
+        self.mro_ranks = ranks
+
 
 _compiled: dict[tuple[int, ...], CompiledGConfig] = {}
+#: gclass -> the GClassGConfig its last object was made with (one look-up per object).
+_last_of_gclass: dict[type, GClassGConfig] = {}
 
 
 def _as_template_list(templates: Any) -> tuple[Mapping[str, Any], ...]:
@@ -372,6 +489,15 @@ def add_gconfig(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
+def _same_templates(templates: Any, known: tuple[Mapping[str, Any], ...]) -> bool:
+    """Whether ``templates`` (as given to ``GConfig``) are the template objects ``known``."""
+    if isinstance(templates, (list, tuple)):
+        return len(templates) == len(known) and all(map(is_, templates, known))
+    if templates is None:
+        return not known
+    return len(known) == 1 and templates is known[0]
+
+
 class GConfig:
     """A set of typed parameters described by a template (see the module doc)."""
 
@@ -380,14 +506,25 @@ class GConfig:
     config: ConfigNamespace
     logger: logging.Logger | None = None
 
+    _gconfig: GClassGConfig
+
     def __init__(self, templates: Any, logger: logging.Logger | None = None) -> None:
-        compiled = compile_gconfig(templates, type(self).__name__)
-        self._gconfig = compiled
-        self.config = compiled.namespace_cls()
-        for spec in compiled.mutable:
-            setattr(self.config, spec.name, spec.new_default())
-        for spec in compiled.direct:
-            self._store(spec, spec.new_default())
+        gclass = type(self)
+        bound = _last_of_gclass.get(gclass)
+        if bound is None or not _same_templates(templates, bound.templates):
+            bound = compile_gconfig(templates, gclass.__name__).for_gclass(gclass)
+            _last_of_gclass[gclass] = bound
+        self._gconfig = bound
+        self.config = config = bound.namespace_cls()
+        for name, default, copier in bound.init_config:
+            setattr(config, name, default if copier is None else copier(default))
+        init_direct = bound.init_direct
+        if init_direct is None:
+            for spec in bound.direct:
+                self._store(spec, spec.new_default())
+        else:
+            for name, default, copier in init_direct:
+                setattr(self, name, default if copier is None else copier(default))
         if logger is not None:
             self.logger = logger
 
@@ -439,10 +576,30 @@ class GConfig:
     # ------------------------------------------------------------------------------------
     def write_parameters(self, **kw: Any) -> None:
         """Write parameters; nothing is written if any name is unknown or any value invalid."""
-        converted = [(self._spec(name), value) for name, value in kw.items()]
-        values = [(spec, self._convert(spec, value)) for spec, value in converted]
-        for spec, value in values:
-            self._store(spec, value)
+        if not kw:
+            return
+        kinds = self._gconfig.kinds
+        if not kw.keys() <= kinds.keys():
+            for name in kw:
+                self._spec(name)  # raises for the first unknown one, as it names it
+        # Convert them all first (kw is our own dict: the values are replaced in place).
+        for name, value in kw.items():
+            spec = kinds[name][0]
+            exact = spec.exact
+            if (exact is _ANY or type(value) is exact) and not (
+                type(value) is str and value.startswith("app:")
+            ):
+                continue  # already what the conversion would give
+            kw[name] = self._convert(spec, value)
+        config = self.config
+        for name, value in kw.items():
+            spec, kind = kinds[name]
+            if kind == 0:
+                setattr(config, name, value)
+            elif kind == 1:
+                setattr(self, name, value)
+            else:
+                self._store(spec, value)
 
     def write_few_parameters(self, parameter_list: Iterable[str], **kw: Any) -> None:
         """Write only the parameters named in ``parameter_list`` that ``kw`` holds."""
@@ -489,10 +646,13 @@ class GConfig:
         key aimed at a base class (``GObj.trace_dump``) sets the parameter on the objects
         that have it, as in ginsfsm, and skips the others.
         """
-        params = self._gconfig.params
-        mro_names = [cls.__name__ for cls in type(self).__mro__]
+        if not settings:
+            return {}
+        bound = self._gconfig
+        params = bound.params
+        mro_ranks = bound.mro_ranks
         my_name = getattr(self, "name", "")
-        bare_rank = len(mro_names) + 1
+        bare_rank = len(type(self).__mro__) + 1
         chosen: dict[str, tuple[int, Any]] = {}
         for key, value in settings.items():
             target, dot, param = key.rpartition(".")
@@ -500,8 +660,8 @@ class GConfig:
                 rank = bare_rank
             elif my_name and target == my_name:
                 rank = 0
-            elif target in mro_names:
-                rank = 1 + mro_names.index(target)
+            elif target in mro_ranks:
+                rank = 1 + mro_ranks[target]
             else:
                 continue
             if param not in params:
