@@ -67,7 +67,15 @@ class Mode:
     title: str
 
 
+#: --modes: the echo modes to run (empty: all).
+WANTED_MODES: set[str] = set()
+
+
 def modes(quick: bool) -> list[Mode]:
+    return [m for m in _all_modes(quick) if not WANTED_MODES or m.name in WANTED_MODES]
+
+
+def _all_modes(quick: bool) -> list[Mode]:
     s = "0.3" if quick else None
     return [
         Mode("pingpong-1", ["--mode", "pingpong", "--conns", "1", "--seconds", s or "2"],
@@ -588,7 +596,18 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated servers among {','.join([*SERVERS, *EXTRA_SERVERS])} "
         f"(default: {','.join(SERVERS)})",
     )
+    parser.add_argument(
+        "--modes",
+        help=f"comma-separated echo modes among {','.join(m.name for m in _all_modes(False))} "
+        "(default: all)",
+    )
     args = parser.parse_args(argv)
+    if args.modes:
+        wanted_modes = {m.strip() for m in args.modes.split(",") if m.strip()}
+        unknown_modes = wanted_modes - {m.name for m in _all_modes(False)}
+        if unknown_modes:
+            parser.error(f"unknown modes: {sorted(unknown_modes)}")
+        WANTED_MODES.update(wanted_modes)
     repeat = args.repeat or (1 if args.quick else 3)
     idle = args.idle or (50 if args.quick else 10_000)
     if args.servers:

@@ -844,11 +844,43 @@ def test_seed_parameters_do_what_they_say(ga: GAplic) -> None:
     assert client._transport.get_write_buffer_limits()[1] == 1000
     assert client.addr == client.get_peername() and client.config.ip == "127.0.0.1"
     listener.send_event(client, "EV_SEND_DATA", data=b"y" * 100)
-    assert client.txed_msgs == 4  # chunks of at most send_bytes
-    drive(ga, lambda: srv_user.data() == b"y" * 100)
+    assert client.txed_msgs == 1  # nothing queued: the whole message at once
+    listener.send_event(client, "EV_WRITE_OUTPUT_DATA", data=b"z" * 100)
+    listener.send_event(client, "EV_FLUSH_OUTPUT_DATA")
+    assert client.txed_msgs == 1 + 4  # from the queue: chunks of at most send_bytes
+    drive(ga, lambda: srv_user.data() == b"y" * 100 + b"z" * 100)
     listener.send_event(client, "EV_DROP")
     drive(ga, lambda: listener.count("EV_RENAMED") == 1)
     assert listener.count("EV_DISCONNECTED") == 0 and parent.events == []
+
+
+def test_send_data_goes_whole_up_to_outbuf_overflow(ga: GAplic) -> None:
+    """EV_SEND_DATA on an idle connection hands the message to the transport in one write
+    when it is at most max(send_bytes, outbuf_overflow); a larger one goes through the
+    queue in send_bytes chunks.  Every byte arrives, in order."""
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+    listener = ga.create_gobj("listener", Recorder, None)
+    client = ga.create_gobj(
+        "client",
+        GSock,
+        listener,
+        host="127.0.0.1",
+        port=server.config.port,
+        send_bytes=100,
+        outbuf_overflow=1000,
+    )
+    listener.send_event(client, "EV_CONNECT")
+    drive(ga, lambda: listener.count("EV_CONNECTED") == 1)
+    assert listener.send_event(client, "EV_SEND_DATA", data=b"a" * 1000) == 1000
+    assert client.txed_msgs == 1
+    big = bytes(range(256)) * 8  # 2048 bytes: beyond outbuf_overflow
+    assert listener.send_event(client, "EV_SEND_DATA", data=big) == len(big)
+    drive(ga, lambda: client.pending_output == 0)
+    assert client.txed_msgs == 1 + 21  # ceil(2048 / 100) chunks from the queue
+    drive(ga, lambda: srv_user.data() == b"a" * 1000 + big)
+    listener.send_event(client, "EV_DROP")
+    drive(ga, lambda: listener.count("EV_DISCONNECTED") == 1)
 
 
 def test_a_later_subscriber_gets_transmit_ready(ga: GAplic) -> None:

@@ -2,8 +2,10 @@
 
 A client GSock connects when it gets ``EV_CONNECT``; a GServerSock creates one (already
 connecting) for each accepted connection.  Bytes received are broadcast as ``EV_RX_DATA``;
-bytes to send go into an output queue (memory, then an unlinked temporary file) and are
-handed to the transport in chunks of ``send_bytes`` as fast as it takes them.
+bytes to send go to the transport at once when nothing is waiting (a message of up to
+``max(send_bytes, outbuf_overflow)`` bytes), otherwise into an output queue (memory, then
+an unlinked temporary file) that hands them over in chunks of ``send_bytes`` as fast as
+the transport takes them.
 
 Configuration (the first block is ginsfsm's seed page, same names, types and defaults):
 
@@ -23,7 +25,8 @@ ssl_options                dict   {}                 TLS (see ``fsmio.gobjs.tls`
 tx_buffer_size             int    4096               The transport's write high-water mark:
                                                      above it the GSock stops handing it
                                                      chunks (it resumes at a quarter of it).
-send_bytes                 int    18000              Largest chunk handed to the transport.
+send_bytes                 int    18000              Largest chunk the output queue hands to
+                                                     the transport.
 outbuf_overflow            int    1048576            Output bytes kept in memory; the rest
                                                      goes to an unlinked temporary file.
 close_when_flushed         bool   False              Close once the output queue has drained
@@ -133,7 +136,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from fsmio.core.errors import GObjError
@@ -161,6 +164,10 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger("fsmio")
+
+# GSock.global_trace_dump(): a module global, because it is read twice per message and a
+# global is one specialized load where a class attribute read through an instance is not.
+_trace_dump_all = False
 
 
 # ----------------------------------------------------------------------------------------
@@ -192,7 +199,7 @@ GSOCK_GCONFIG: Final[dict[str, list[Any]]] = {
     "addr": [None, None, FLAG_DIRECT_ATTR, None, "Peer name (None while disconnected)."],
     "ssl_options": [None, {}, 0, _ssl_options, "TLS options (dict) or an ssl.SSLContext."],
     "tx_buffer_size": [int, 4096, 0, positive_int, "The transport's write high-water mark."],
-    "send_bytes": [int, 18000, 0, positive_int, "Largest chunk handed to the transport."],
+    "send_bytes": [int, 18000, 0, positive_int, "Largest chunk the queue hands over."],
     "outbuf_overflow": [int, 1048576, 0, non_negative_int, "Output kept in memory."],
     "close_when_flushed": [bool, False, 0, None, "Close the socket when flushed."],
     "connected_event_name": [str, "EV_CONNECTED", 0, None, "None or '' suppresses it."],
@@ -292,22 +299,27 @@ def ac_transport_up(self: GSock, event: Event) -> None:
 
 
 def ac_send_data(self: GSock, event: Event) -> int:
-    data = event.kw.get("data", b"")
+    # event.__dict__ *is* event.kw (see fsmio.core.event), without the property call.
+    data = event.__dict__.get("data", b"")
     queue = self._queue
     transport = self._transport
     if (
         type(data) is bytes
         and transport is not None
-        and not queue.buf.pending
         and not queue.sink_paused
-        and 0 < len(data) <= queue.send_bytes
+        and not queue.buf.pending
+        and 0 < len(data) <= self._direct_max
     ):
-        # The hot path (an echo's reply): nothing queued, the transport takes it: skip
-        # the queue.  What follows a flush (close_when_flushed, EV_TRANSMIT_READY) is kept.
+        # The hot path (an echo's reply): nothing queued and the transport not paused:
+        # hand the whole message over at once (one syscall, no copy).  The transport
+        # keeps what the kernel did not take and pauses us past its high-water mark, so
+        # it holds at most one message (<= max(send_bytes, outbuf_overflow)) beyond
+        # tx_buffer_size; everything after waits in the queue.  What follows a flush
+        # (close_when_flushed, EV_TRANSMIT_READY) is kept.
         self._tx(data)
         if self.config.close_when_flushed:
             self._close_gracefully("closed")
-        elif not queue.sink_paused:
+        elif self._ready_handle is None and not queue.sink_paused:
             self._schedule_ready()
         return len(data)
     n = self.mt_write(data)
@@ -525,8 +537,10 @@ class GSock(GObj, asyncio.Protocol):
 
     # Per-connection memory is a goal: slots for everything a GSock adds to a GObj.
     __slots__ = (
+        "_clock",
         "_close_reason",
         "_connect_task",
+        "_direct_max",
         "_drop_timer",
         "_dst_index",
         "_fd",
@@ -551,8 +565,6 @@ class GSock(GObj, asyncio.Protocol):
         "txed_msgs",
     )
 
-    _global_trace_dump: bool = False
-
     trace_dump: bool
     addr: Any
     _socket_map: dict[int, GObj]
@@ -563,6 +575,7 @@ class GSock(GObj, asyncio.Protocol):
         GObj.__init__(self, GSOCK_FSM, GSOCK_GCONFIG)
         self._transport: asyncio.Transport | None = None
         self._queue = FlowQueue()
+        self._direct_max = self._queue.send_bytes
         self._connect_task: asyncio.Task[None] | None = None
         self._ssl_ctx: ssl.SSLContext | None = None
         self._server: Any = None  # the GServerSock of an accepted connection
@@ -590,6 +603,7 @@ class GSock(GObj, asyncio.Protocol):
         if self.gaplic is None:
             raise GObjError(f"{self!r}: a GSock needs a GAplic (create it through one)")
         self._ssl_ctx = make_ssl_context(self.config.ssl_options, False, repr(self))
+        self._clock: Callable[[], float] = self.gaplic._clock
         self._registry = _socket_registry(self.gaplic)
         self._socket_map = self._registry.map
         subscriber = self.config.subscriber
@@ -656,7 +670,8 @@ class GSock(GObj, asyncio.Protocol):
     @staticmethod
     def global_trace_dump(value: bool) -> None:
         """Hexdump the tx/rx of every GSock (in addition to each one's ``trace_dump``)."""
-        GSock._global_trace_dump = bool(value)
+        global _trace_dump_all
+        _trace_dump_all = bool(value)
 
     def mt_send_data(self, data: Any) -> int:
         """Write ``data`` and flush (as EV_SEND_DATA); returns what EV_SEND_DATA returns."""
@@ -712,6 +727,8 @@ class GSock(GObj, asyncio.Protocol):
             max_size=config.outbuf_max,
             spill_dir=config.spill_dir,
         )
+        # The largest message ac_send_data hands to the transport at once (see there).
+        self._direct_max = max(config.send_bytes, config.outbuf_overflow)
 
     def _start_connect(self, host: str, port: int) -> None:
         self._new_queue()
@@ -795,7 +812,7 @@ class GSock(GObj, asyncio.Protocol):
         if fd >= 0:
             self._fd = fd
             self._socket_map[fd] = self
-        self.last_activity = self.gaplic.time()
+        self.last_activity = self._clock()
         server = self._server
         if server is not None:
             server._child_connected(self)
@@ -804,8 +821,8 @@ class GSock(GObj, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.rxed_msgs += 1
         self.rxed_bytes += len(data)
-        self.last_activity = self._gaplic._clock()
-        if self.trace_dump or GSock._global_trace_dump:
+        self.last_activity = self._clock()
+        if self.trace_dump or _trace_dump_all:
             (self.logger or _LOG).info(hexdump(f"{self!r} RX <-", data))
         name = self.config.rx_data_event_name
         if name:
@@ -864,8 +881,8 @@ class GSock(GObj, asyncio.Protocol):
         assert transport is not None
         self.txed_msgs += 1
         self.txed_bytes += len(data)
-        self.last_activity = self._gaplic._clock()
-        if self.trace_dump or GSock._global_trace_dump:
+        self.last_activity = self._clock()
+        if self.trace_dump or _trace_dump_all:
             (self.logger or _LOG).info(hexdump(f"{self!r} TX ->", data))
         transport.write(data)
 
