@@ -23,11 +23,14 @@ from fsmio.core import registry
 from fsmio.core.errors import GConfigTemplateError, GConfigValidateError
 from fsmio.core.gconfig import (
     FLAG_DIRECT_ATTR,
+    CompiledGConfig,
     GConfig,
     add_gconfig,
     asbool,
     compile_gconfig,
+    convert_value,
     finite_number,
+    port_number,
 )
 from fsmio.core.gobj import GOBJ_GCONFIG, GObj, build_gobj
 
@@ -117,6 +120,14 @@ def test_compile_is_cached_per_template_objects() -> None:
     assert compile_gconfig(template) is compile_gconfig(template)
     assert compile_gconfig([template]) is compile_gconfig(template)
     assert compile_gconfig(dict(template)) is not compile_gconfig(template)
+
+
+def test_compile_cache_is_bounded() -> None:
+    # A template made anew for each object (a dict literal in __init__) is compiled each
+    # time; the cache must not keep every one of them alive.
+    for n in range(gconfig_module._COMPILED_MAX + 10):
+        assert GConfig({"a": [int, n, 0, None, ""]}).config.a == n
+    assert len(gconfig_module._compiled) <= gconfig_module._COMPILED_MAX
 
 
 def test_param_spec_helpers() -> None:
@@ -677,3 +688,218 @@ def test_number_validators(validator: Any, good: list[Any], bad: list[Any]) -> N
 def test_number_in_message_names_the_range() -> None:
     with pytest.raises(ValueError, match=r"0\.5 is not an int >= 1 and <= 3"):
         gconfig_module.number_in(1, 3, integer=True)(0.5)
+
+
+# --------------------------------------------------------------------------------------
+#   What is decided once per gclass (a gobj per accepted connection must be cheap)
+# --------------------------------------------------------------------------------------
+RULED: dict[str, list[Any]] = {
+    "helper": [None, None, FLAG_DIRECT_ATTR, None, "a method in some gclasses"],
+    "level": [int, 1, FLAG_DIRECT_ATTR, None, "a plain direct attribute"],
+    "port": [int, 0, 0, port_number, "validated"],
+    "bag": [None, {}, FLAG_DIRECT_ATTR, None, "a mutable direct default"],
+}
+
+
+class PlainHelper(GConfig):
+    def __init__(self) -> None:
+        GConfig.__init__(self, [RULED])
+
+
+class MethodHelper(PlainHelper):
+    def helper(self) -> str:
+        return "method"
+
+
+def test_a_subclass_with_a_method_of_a_param_name_keeps_the_rule(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The base gclass first: for it "helper" is a plain attribute...
+    plain = PlainHelper()
+    assert plain.helper is None  # type: ignore[attr-defined]
+    # ...which must not make the subclass, whose method it is, lose ginsfsm's rule.
+    sub = MethodHelper()
+    assert sub.helper() == "method"
+    assert sub.level == 1 and sub.bag == {}  # type: ignore[attr-defined]
+    with caplog.at_level(logging.ERROR, logger="fsmio"):
+        sub.write_parameters(helper=5, level=2)
+    assert sub.helper() == "method"
+    assert sub.level == 2  # type: ignore[attr-defined]
+    assert "parameter 'helper' would replace a method; not written" in caplog.text
+    sub.write_parameters(helper=lambda: "replaced")
+    assert sub.helper() == "replaced"
+    # And the base gclass is still a plain store, created again after the subclass.
+    again = PlainHelper()
+    again.write_parameters(helper=5)
+    assert again.helper == 5  # type: ignore[attr-defined]
+
+
+def test_gclasses_sharing_a_template_dict_do_not_share_per_gclass_state() -> None:
+    plain, sub = PlainHelper(), MethodHelper()
+    # One compiled template (and one namespace class)...
+    assert plain._gconfig.compiled is sub._gconfig.compiled
+    assert type(plain.config) is type(sub.config)
+    # ...two per-gclass views of it, each reused by the next object of its gclass.
+    assert plain._gconfig is not sub._gconfig
+    assert plain._gconfig.ruled == frozenset()
+    assert sub._gconfig.ruled == frozenset({"helper"})
+    assert PlainHelper()._gconfig is plain._gconfig
+    assert MethodHelper()._gconfig is sub._gconfig
+    # Mutable direct defaults are each object's own.
+    plain.bag["x"] = 1  # type: ignore[attr-defined]
+    assert sub.bag == {} and PlainHelper().bag == {}  # type: ignore[attr-defined]
+    assert RULED["bag"][1] == {}
+
+
+def test_the_per_gclass_view_is_what_tools_read() -> None:
+    cfg = PlainHelper()
+    assert isinstance(cfg._gconfig, CompiledGConfig)
+    assert cfg._gconfig.templates == (RULED,)
+    assert cfg._gconfig.params is compile_gconfig([RULED]).params
+    assert set(cfg.get_gconfig_params()) == set(RULED)
+
+
+def test_one_gclass_made_with_changing_templates() -> None:
+    # GConfig itself is made with many templates: the per-gclass shortcut must notice.
+    t1 = {"a": [int, 1, 0, None, ""]}
+    t2 = {"b": [str, "x", 0, None, ""]}
+    for _ in range(2):
+        assert GConfig(t1).read_parameters() == {"a": 1}
+        assert GConfig([t1, t2]).read_parameters() == {"a": 1, "b": "x"}
+        assert GConfig((t2,)).read_parameters() == {"b": "x"}
+        assert GConfig([t2, t1]).read_parameters() == {"b": "x", "a": 1}
+        assert GConfig(None).read_parameters() == {}
+        assert GConfig([]).read_parameters() == {}
+    # An equal but different dict is another template (as compile_gconfig's cache).
+    assert GConfig(dict(t1))._gconfig.compiled is not GConfig(t1)._gconfig.compiled
+
+
+class Leaf(GObj):
+    def __init__(self) -> None:
+        GObj.__init__(self, None, RULED)
+
+
+def test_gobjs_of_a_gclass_share_one_view_though_gobj_makes_a_new_list() -> None:
+    # GObj.__init__ passes a new [GOBJ_GCONFIG, RULED] list each time: same templates.
+    a = build_gobj("a", Leaf, None, {}, None)
+    b = build_gobj("b", Leaf, None, {"level": 3}, None)
+    assert a._gconfig is b._gconfig
+    assert a._gconfig.gclass is Leaf
+    assert a._gconfig.templates == (GOBJ_GCONFIG, RULED)
+    assert (a.level, b.level) == (1, 3)  # type: ignore[attr-defined]
+
+
+def test_a_default_of_a_dict_subclass_is_copied_as_copy_copy_does() -> None:
+    class Tagged(dict[str, Any]):
+        note = ""
+
+    tagged = Tagged(k=1)
+    tagged.note = "kept"
+    template = {
+        "t": [None, tagged, 0, None, ""],
+        "s": [None, {1}, FLAG_DIRECT_ATTR, None, ""],
+        "ba": [None, bytearray(b"ab"), 0, None, ""],
+    }
+    first, second = GConfig(template), GConfig(template)
+    assert type(first.config.t) is Tagged and first.config.t.note == "kept"
+    assert first.config.t == {"k": 1} and first.config.t is not tagged
+    assert first.config.t is not second.config.t
+    assert first.s == {1} and first.s is not second.s  # type: ignore[attr-defined]
+    first.config.ba.extend(b"c")
+    assert second.config.ba == b"ab"
+
+
+def test_writing_after_creation_still_converts_and_validates() -> None:
+    class Port(int):
+        pass
+
+    cfg = PlainHelper()
+    # A validator runs whatever the value's type.
+    with pytest.raises(GConfigValidateError, match="'port'"):
+        cfg.write_parameters(port=70000)
+    cfg.write_parameters(port=Port(80))
+    assert cfg.config.port == 80 and type(cfg.config.port) is int
+    # An int parameter given a bool, an int subclass or a float: converted to an int.
+    cfg.write_parameters(level=True)
+    assert cfg.level == 1 and type(cfg.level) is int  # type: ignore[attr-defined]
+    cfg.write_parameters(level=Port(3))
+    assert type(cfg.level) is int  # type: ignore[attr-defined]
+    cfg.write_parameters(level=4.0)
+    assert cfg.level == 4 and type(cfg.level) is int  # type: ignore[attr-defined]
+    with pytest.raises(GConfigValidateError, match="'level'"):
+        cfg.write_parameters(level="four")
+    assert cfg.level == 4  # type: ignore[attr-defined]
+
+
+def test_written_lists_and_dicts_are_copied_tuples_and_strs_kept() -> None:
+    cfg = make(TEMPLATE)
+    tags, opts = ["x"], {"y": 2}
+    cfg.write_parameters(tags=tags, opts=opts, host="h")
+    assert cfg.config.tags == tags and cfg.config.tags is not tags
+    assert cfg.config.opts == opts and cfg.config.opts is not opts
+    cfg2 = make({"t": [tuple, (), 0, None, ""], "n": [None, None, 0, None, ""]})
+    value = (1, 2)
+    anything = object()
+    cfg2.write_parameters(t=value, n=anything)
+    assert cfg2.config.t is value and cfg2.config.n is anything
+
+
+def test_an_unknown_name_is_reported_before_an_invalid_value() -> None:
+    cfg = make(TEMPLATE)
+    with pytest.raises(GConfigValidateError, match="unknown parameter 'nope'"):
+        cfg.write_parameters(port="abc", host="h", nope=1)
+    with pytest.raises(GConfigValidateError, match="unknown parameter 'first'"):
+        cfg.write_parameters(first=1, second=2)
+    assert cfg.read_parameters() == make(TEMPLATE).read_parameters()
+    cfg.write_parameters()  # nothing to write: nothing happens
+    assert cfg.read_parameters() == make(TEMPLATE).read_parameters()
+
+
+def test_filter_parameters_ranks_the_first_class_of_a_name() -> None:
+    class Middle(Child):
+        pass
+
+    near = type("Child", (Middle,), {})  # the name again, nearer in the MRO
+
+    class Grand(near):  # type: ignore[valid-type, misc]
+        pass
+
+    # MRO: Grand, Child, Middle, (module) Child, Base...: "Child" ranks before "Middle".
+    gobj = build_gobj("g", Grand, None, {}, None)
+    assert gobj.filter_parameters(**{"Child.p": 1, "Middle.p": 2}) == {"p": 1}
+    assert gobj.filter_parameters(**{"Middle.p": 2, "Child.p": 1}) == {"p": 1}
+    assert gobj.filter_parameters() == {}
+
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.text(max_size=6),
+    st.sampled_from(["app:nothing", "yes", "0", "1.5", "a b", '{"k": 1}', "{", "é"]),
+    st.binary(max_size=4),
+    st.lists(st.integers(), max_size=3),
+    st.tuples(st.integers()),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([None, str, int, float, bool, list, tuple, dict, bytes]), VALUES)
+def test_a_write_is_the_conversion(type_: Any, value: Any) -> None:
+    # The fast path for already-converted values gives exactly what convert_value gives.
+    spec = compile_gconfig({"p": [type_, _DEFAULTS.get(type_), 0, None, ""]}).params["p"]
+    try:
+        expected: Any = convert_value(spec, value)
+    except gconfig_module._Invalid:
+        with pytest.raises(GConfigValidateError):
+            one(type_, value)
+        return
+    if isinstance(expected, str) and expected.startswith("app:"):
+        expected = None  # no app of that name is registered: logged, None
+    got = one(type_, value)
+    assert type(got) is type(expected)
+    assert got == expected or (got != got and expected != expected)
+    if isinstance(value, (list, dict)) and type_ is not None:
+        assert got is not value  # the parameter's own copy

@@ -271,6 +271,7 @@ class GClassGConfig(CompiledGConfig):
 
 
 _compiled: dict[tuple[int, ...], CompiledGConfig] = {}
+_COMPILED_MAX: Final = 1024
 #: gclass -> the GClassGConfig its last object was made with (one look-up per object).
 _last_of_gclass: dict[type, GClassGConfig] = {}
 
@@ -314,6 +315,10 @@ def compile_gconfig(templates: Any, owner: str = "GConfig") -> CompiledGConfig:
             ) from None
         params[name] = spec
     compiled = CompiledGConfig(template_list, params)
+    if len(_compiled) >= _COMPILED_MAX:
+        # Templates built anew for each object (a dict literal in __init__) would
+        # otherwise each stay here, and alive, for ever.
+        _compiled.clear()
     _compiled[key] = compiled
     return compiled
 
