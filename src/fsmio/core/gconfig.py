@@ -45,6 +45,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import keyword
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -232,10 +233,20 @@ class GClassGConfig(CompiledGConfig):
     whose gclass attribute is a method (ginsfsm's rule applies: ``GConfig._store``),
     ``kinds`` maps each parameter to ``(spec, kind)``: 0 in ``config``, 1 a plain direct
     attribute, 2 a ruled one; ``mro_ranks`` the class names of the gclass's MRO and their
-    first index (for ``filter_parameters``).
+    first index (for ``filter_parameters``); ``store_defaults(obj, obj.config)`` gives a
+    new object its defaults.
     """
 
-    __slots__ = ("compiled", "gclass", "init_config", "init_direct", "kinds", "mro_ranks", "ruled")
+    __slots__ = (
+        "compiled",
+        "gclass",
+        "init_config",
+        "init_direct",
+        "kinds",
+        "mro_ranks",
+        "ruled",
+        "store_defaults",
+    )
 
     def __init__(self, compiled: CompiledGConfig, gclass: type) -> None:
         # Not CompiledGConfig.__init__: the namespace class and specs are the compiled's.
@@ -268,6 +279,55 @@ class GClassGConfig(CompiledGConfig):
         for index, cls in enumerate(gclass.__mro__):
             ranks.setdefault(cls.__name__, index)
         self.mro_ranks = ranks
+        self.store_defaults = _defaults_storer(self)
+
+
+def _defaults_storer(bound: GClassGConfig) -> Callable[[Any, ConfigNamespace], None]:
+    """The function that gives a new object of ``bound.gclass`` its defaults:
+    ``store(obj, obj.config)``.
+
+    It stores the mutable defaults of ``config`` (copied), then the direct ones in
+    template order, as ``setattr`` would.  Made once per gclass, as source code with one
+    attribute assignment per parameter: a gobj is made per accepted connection, and
+    ``self.name = value`` costs a third of ``setattr(self, name, value)`` in a loop.  When
+    ginsfsm's rule applies to one of them, or a name is not an identifier, a plain loop.
+    """
+    init_config, init_direct = bound.init_config, bound.init_direct
+    names = [name for name, _, _ in init_config]
+    if init_direct is not None:
+        names.extend(name for name, _, _ in init_direct)
+    if init_direct is None or not all(
+        name.isidentifier() and not keyword.iskeyword(name) for name in names
+    ):
+
+        def store_in_a_loop(obj: Any, config: ConfigNamespace) -> None:
+            for name, default, copier in init_config:
+                setattr(config, name, default if copier is None else copier(default))
+            if init_direct is None:
+                for spec in bound.direct:
+                    obj._store(spec, spec.new_default())
+            else:
+                for name, default, copier in init_direct:
+                    setattr(obj, name, default if copier is None else copier(default))
+
+        return store_in_a_loop
+    lines = ["def store_defaults(obj, config):"]
+    values: dict[str, Any] = {}
+    for target, entries in (("config", init_config), ("obj", init_direct)):
+        for name, default, copier in entries:
+            ref = f"_v{len(values)}"
+            values[ref] = default
+            if copier is None:
+                lines.append(f"    {target}.{name} = {ref}")
+            else:
+                values[f"{ref}_copy"] = copier
+                lines.append(f"    {target}.{name} = {ref}_copy({ref})")
+    lines.append("    return None")
+    code = compile("\n".join(lines), f"<GConfig defaults of {bound.gclass.__qualname__}>", "exec")
+    # Safe: the names are checked identifiers; the values are referenced, never rendered.
+    exec(code, values)
+    store: Callable[[Any, ConfigNamespace], None] = values["store_defaults"]
+    return store
 
 
 _compiled: dict[tuple[int, ...], CompiledGConfig] = {}
@@ -497,7 +557,11 @@ def add_gconfig(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, 
 def _same_templates(templates: Any, known: tuple[Mapping[str, Any], ...]) -> bool:
     """Whether ``templates`` (as given to ``GConfig``) are the template objects ``known``."""
     if isinstance(templates, (list, tuple)):
-        return len(templates) == len(known) and all(map(is_, templates, known))
+        if len(templates) != len(known):
+            return False
+        if len(known) == 2:  # GObj's base template and the gclass's: the common case
+            return templates[0] is known[0] and templates[1] is known[1]
+        return all(map(is_, templates, known))
     if templates is None:
         return not known
     return len(known) == 1 and templates is known[0]
@@ -521,15 +585,7 @@ class GConfig:
             _last_of_gclass[gclass] = bound
         self._gconfig = bound
         self.config = config = bound.namespace_cls()
-        for name, default, copier in bound.init_config:
-            setattr(config, name, default if copier is None else copier(default))
-        init_direct = bound.init_direct
-        if init_direct is None:
-            for spec in bound.direct:
-                self._store(spec, spec.new_default())
-        else:
-            for name, default, copier in init_direct:
-                setattr(self, name, default if copier is None else copier(default))
+        bound.store_defaults(self, config)
         if logger is not None:
             self.logger = logger
 
@@ -584,6 +640,25 @@ class GConfig:
         if not kw:
             return
         kinds = self._gconfig.kinds
+        if len(kw) == 1:  # the common case, in one pass (GSock's ip=, n_gsocks=...)
+            [(name, value)] = kw.items()
+            entry = kinds.get(name)
+            if entry is None:
+                self._spec(name)  # raises
+                return  # pragma: no cover - _spec raised
+            spec, kind = entry
+            exact = spec.exact
+            if (exact is not _ANY and type(value) is not exact) or (
+                type(value) is str and value.startswith("app:")
+            ):
+                value = self._convert(spec, value)
+            if kind == 0:
+                setattr(self.config, name, value)
+            elif kind == 1:
+                setattr(self, name, value)
+            else:
+                self._store(spec, value)
+            return
         if not kw.keys() <= kinds.keys():
             for name in kw:
                 self._spec(name)  # raises for the first unknown one, as it names it
