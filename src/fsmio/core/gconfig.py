@@ -726,28 +726,34 @@ class GConfig:
         key aimed at a base class (``GObj.trace_dump``) sets the parameter on the objects
         that have it, as in ginsfsm, and skips the others.
         """
-        if not settings:
-            return {}
         bound = self._gconfig
         params = bound.params
         mro_ranks = bound.mro_ranks
-        my_name = getattr(self, "name", "")
-        bare_rank = len(type(self).__mro__) + 1
+        my_name: str | None = None  # looked up at the first dotted key
         chosen: dict[str, tuple[int, Any]] = {}
         for key, value in settings.items():
-            target, dot, param = key.rpartition(".")
-            if not dot:
-                rank = bare_rank
-            elif my_name and target == my_name:
+            if "." not in key:
+                # A bare key: for every object that has the parameter (GAplic settings
+                # such as use_uvloop reach every gobj made: this is the common case).
+                # Its rank is after every class of the MRO: any dotted key wins.
+                if key in params and key not in chosen:
+                    chosen[key] = (len(type(self).__mro__) + 1, value)
+                continue
+            target, _, param = key.rpartition(".")
+            if my_name is None:
+                my_name = getattr(self, "name", "")
+            if my_name and target == my_name:
                 rank = 0
             elif target in mro_ranks:
                 rank = 1 + mro_ranks[target]
             else:
                 continue
             if param not in params:
-                if dot and rank <= 1:
+                if rank <= 1:
                     self._spec(param)  # raises, naming the parameter
                 continue
             if param not in chosen or rank <= chosen[param][0]:
                 chosen[param] = (rank, value)
+        if not chosen:
+            return {}
         return {param: value for param, (_, value) in chosen.items()}
