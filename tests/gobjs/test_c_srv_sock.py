@@ -6,6 +6,7 @@ import hashlib
 import os
 import random
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +297,28 @@ def test_gaplic_stop_aborts_what_shutdown_grace_cannot_flush() -> None:
         finally:
             hog.close()
         assert srv_user.reasons() == ["shutdown"]
+
+
+def test_a_burst_of_accepts_leaves_no_attach_table_behind(ga: GAplic) -> None:
+    """Memory (issue #4): once every accepted connection is attached, the table of
+    attachments is a fresh empty dict, not one sized for the burst (a dict never shrinks:
+    each idle connection would keep paying for a slot)."""
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+    peers = [RawPeer.connect("127.0.0.1", server.config.port) for _ in range(40)]
+    try:
+        drive(ga, lambda: server.config.n_gsocks == 40)
+        assert server._attaching == {}
+        assert sys.getsizeof(server._attaching) == sys.getsizeof({})
+        # A child destroyed while attaching leaves a fresh table too.
+        late = RawPeer.connect("127.0.0.1", server.config.port)
+        peers.append(late)
+        drive(ga, lambda: len(server._attaching) == 1 or server.config.n_gsocks == 41)
+        for child in list(server._attaching):
+            GObj.destroy_gobj(child)
+        assert server._attaching == {}
+        assert sys.getsizeof(server._attaching) == sys.getsizeof({})
+    finally:
+        for p in peers:
+            p.close()
+    drive(ga, lambda: server.config.n_gsocks == 0)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from fsmio.gobjs.outbuf import FlowQueue, OutBuf, OutBufOverflow, as_bytes
+from fsmio.gobjs import outbuf
+from fsmio.gobjs.outbuf import (
+    EMPTY_OUTBUF,
+    FlowQueue,
+    OutBuf,
+    OutBufOverflow,
+    as_bytes,
+    flow_limits,
+)
 
 ops = st.lists(
     st.one_of(
@@ -194,3 +206,216 @@ def test_flow_queue_delivers_everything_in_order(
         assert all(n <= send_bytes for n in t.writes)
     finally:
         q.close()
+
+
+# ----------------------------------------------------------------------------------------
+#   Memory: an idle queue owns no OutBuf, limits are shared
+# ----------------------------------------------------------------------------------------
+def _empty_outbuf_untouched() -> bool:
+    b = EMPTY_OUTBUF
+    return (
+        b.pending == 0
+        and b.mem_size == 0
+        and b.spill_size == 0
+        and b._chunks is None
+        and b._file is None
+        and b._head_offset == 0
+    )
+
+
+def test_idle_queue_owns_no_outbuf_and_shares_its_limits() -> None:
+    a = FlowQueue(send_bytes=10, overflow=100, high_water=400, max_size=1000)
+    b = FlowQueue(send_bytes=20, overflow=100, high_water=400, max_size=1000)
+    assert a.buf is EMPTY_OUTBUF and b.buf is EMPTY_OUTBUF
+    assert a._limits is b._limits  # one FlowLimits for the same values
+    assert (a.overflow, a.high_water, a.low_water, a.max_size, a.spill_dir) == (
+        100,
+        400,
+        100,
+        1000,
+        None,
+    )
+    assert (a.send_bytes, b.send_bytes) == (10, 20)
+    assert FlowQueue(low_water=7)._limits is not a._limits
+    assert a.write(b"") == 0 and a.buf is EMPTY_OUTBUF  # nothing written, nothing made
+    assert a.flush(lambda data: None) and not a.drained_after_wait()
+    a.reset()
+    a.close()
+    assert a.buf is EMPTY_OUTBUF and _empty_outbuf_untouched()
+
+
+def test_first_write_makes_an_outbuf_and_a_drain_lets_it_go() -> None:
+    q = FlowQueue(send_bytes=4)
+    q.write(b"0123456")
+    own = q.buf
+    assert own is not EMPTY_OUTBUF and q.pending == 7
+    sink: list[bytes] = []
+    q.pause()
+    assert q.flush(sink.append) is False and q.buf is own  # paused: kept
+    q.resume()
+    assert q.flush(sink.append) is True
+    assert b"".join(sink) == b"0123456" and q.buf is EMPTY_OUTBUF
+    assert q.drained_after_wait()
+    q.write(b"x")
+    assert q.buf is not EMPTY_OUTBUF
+    q.reset()
+    assert q.buf is EMPTY_OUTBUF and q.pending == 0
+    q.write(b"y")
+    q.close()
+    assert q.buf is EMPTY_OUTBUF and _empty_outbuf_untouched()
+
+
+def test_a_spill_file_keeps_the_outbuf_until_close(tmp_path: os.PathLike[str]) -> None:
+    q = FlowQueue(send_bytes=1000, overflow=4, spill_dir=str(tmp_path))
+    q.write(b"abc")
+    q.write(b"defgh")  # beyond overflow: spilled
+    own = q.buf
+    assert own.spilled
+    sink: list[bytes] = []
+    assert q.flush(sink.append) and b"".join(sink) == b"abcdefgh"
+    assert q.buf is own  # the (truncated) file is kept for the next burst
+    q.reset()
+    assert q.buf is own and own.spilled
+    q.close()
+    assert q.buf is EMPTY_OUTBUF and own.spill_fileno() is None
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_shared_empty_outbuf_cannot_be_written() -> None:
+    with pytest.raises(RuntimeError, match="shared empty"):
+        EMPTY_OUTBUF.write(b"x")
+    EMPTY_OUTBUF.write(b"")  # nothing: allowed
+    assert EMPTY_OUTBUF.pop(10) == b"" and _empty_outbuf_untouched()
+
+
+def test_hard_limit_on_an_idle_queue() -> None:
+    q = FlowQueue(max_size=3)
+    with pytest.raises(OutBufOverflow):
+        q.write(b"abcd")
+    assert q.buf is EMPTY_OUTBUF  # a refused write makes nothing
+    assert q.write(b"abc") == 3
+    q.close()
+
+
+def test_limits_cache_is_bounded() -> None:
+    for i in range(outbuf._LIMITS_CACHE_MAX + 10):
+        flow_limits(i, 1, 0, 0, None)
+    assert len(outbuf._limits_cache) <= outbuf._LIMITS_CACHE_MAX
+    assert flow_limits(5, 6, 7, 8, "d") is flow_limits(5, 6, 7, 8, "d")
+
+
+def test_an_idle_queue_is_small() -> None:
+    """The per-connection figure of issue #4: an idle queue is one 7-slot object (88
+    bytes on 64-bit CPython); it was a FlowQueue, an OutBuf and an int (248 bytes)."""
+    FlowQueue()  # the shared limits exist before counting
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        queues = [FlowQueue() for _ in range(1000)]
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    list_cost = sys.getsizeof(queues)
+    per_queue = (grown - list_cost) / len(queues)
+    assert per_queue <= 8 * len(FlowQueue.__slots__) + 40, per_queue
+
+
+class FlowQueueMachine(RuleBasedStateMachine):
+    """Any mix of writes, flushes into a sink that pushes back, drains, resets and closes:
+    every byte written since the last reset arrives once and in order, and the queue
+    holds an OutBuf of its own exactly when it has to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q: FlowQueue | None = None
+        self.expected = bytearray()  # written since the last reset, not yet at the sink
+        self.sink_buffer = bytearray()  # handed to the sink, not yet drained
+        self.received = bytearray()
+        self.sink_high = 30
+
+    @initialize(
+        send_bytes=st.integers(min_value=1, max_value=40),
+        overflow=st.integers(min_value=0, max_value=120),
+        max_size=st.sampled_from([0, 150, 400]),
+    )
+    def make(self, send_bytes: int, overflow: int, max_size: int) -> None:
+        self.q = FlowQueue(send_bytes=send_bytes, overflow=overflow, max_size=max_size)
+
+    def _sink(self, data: bytes) -> None:
+        assert self.q is not None
+        assert 0 < len(data) <= self.q.send_bytes
+        self.sink_buffer += data
+        if len(self.sink_buffer) > self.sink_high:
+            self.q.pause()
+
+    @rule(data=st.binary(max_size=90))
+    def write(self, data: bytes) -> None:
+        q = self.q
+        assert q is not None
+        if q.max_size and q.pending + len(data) > q.max_size:
+            with pytest.raises(OutBufOverflow):
+                q.write(data)
+            return
+        assert q.write(data) == len(data)
+        self.expected += data
+
+    @rule()
+    def flush(self) -> None:
+        q = self.q
+        assert q is not None
+        done = q.flush(self._sink)
+        assert done == (q.pending == 0)
+        if done and not q.buf.spilled:
+            assert q.buf is EMPTY_OUTBUF
+
+    @rule(n=st.integers(min_value=1, max_value=60))
+    def drain(self, n: int) -> None:
+        q = self.q
+        assert q is not None
+        self.received += self.sink_buffer[:n]
+        del self.sink_buffer[:n]
+        if q.sink_paused and len(self.sink_buffer) <= self.sink_high // 4:
+            q.resume()
+
+    @rule()
+    def reset(self) -> None:
+        q = self.q
+        assert q is not None
+        # What reached the sink stays delivered; what was still queued is forgotten.
+        self.received += self.sink_buffer
+        self.sink_buffer.clear()
+        q.reset()
+        self.expected = bytearray(self.received)
+        assert q.buf is EMPTY_OUTBUF or q.buf.spilled
+
+    @invariant()
+    def bytes_in_order(self) -> None:
+        q = self.q
+        if q is None:
+            return
+        delivered = bytes(self.received + self.sink_buffer)
+        assert bytes(self.expected[: len(delivered)]) == delivered
+        assert q.pending == len(self.expected) - len(delivered)
+
+    @invariant()
+    def empty_means_shared(self) -> None:
+        q = self.q
+        if q is None:
+            return
+        if q.buf is EMPTY_OUTBUF:
+            assert q.pending == 0
+        elif not q.buf.spilled:
+            assert q.pending > 0  # an own OutBuf without a spill file holds bytes
+        assert _empty_outbuf_untouched()
+
+    def teardown(self) -> None:
+        if self.q is not None:
+            self.q.close()
+            assert self.q.buf is EMPTY_OUTBUF and self.q.pending == 0
+        assert _empty_outbuf_untouched()
+
+
+TestFlowQueueMachine = FlowQueueMachine.TestCase
+TestFlowQueueMachine.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)

@@ -63,6 +63,11 @@ when that finishes (for TLS, after the handshake).  A connection that fails ther
 plaintext client on a TLS port, a handshake cut or timed out, a peer that reset at once)
 is logged in one INFO line and its child destroyed: the subscriber never hears of it.
 
+Memory per connection (issue #4): the server keeps a child in its ``_live`` dict while it
+is connected (``get_gsocks()``, ``n_gsocks``) and in ``_attaching`` only while
+``connect_accepted_socket`` runs; ``_attaching`` is replaced by a fresh dict whenever it
+empties, since a dict never gives back the table a burst of accepts made it grow to.
+
 Differences from ginsfsm: the GServerSock is not a GSock subclass (it has the GSock
 configuration, plus its own); ``host`` '' listens on IPv6 and IPv4; the bound port is
 written to ``config.port``; the server learns of a child's disconnection directly (not
@@ -437,8 +442,20 @@ class GServerSock(GObj):
             if not child._destroyed and child._transport is None:
                 GObj.destroy_gobj(child)
         finally:
-            if self._attaching.get(child) is attach:
-                del self._attaching[child]
+            self._forget_attach(child, attach)
+
+    def _forget_attach(self, child: GSock, attach: _Attach | None = None) -> _Attach | None:
+        """Remove ``child``'s entry (only if it is ``attach``, when given); return it."""
+        attaching = self._attaching
+        found = attaching.get(child)
+        if found is None or (attach is not None and found is not attach):
+            return None
+        del attaching[child]
+        if not attaching:
+            # A dict keeps its table at its largest: after a burst of accepts, ten thousand
+            # idle connections would each keep paying for a slot of it.
+            self._attaching = {}
+        return found
 
     def _shutdown_attaching(self) -> list[asyncio.Task[None]]:
         """The GAplic stops: destroy the children still being set up (their subscriber
@@ -476,7 +493,7 @@ class GServerSock(GObj):
 
     def _child_destroyed(self, child: GSock) -> None:
         self._released.discard(child)
-        attach = self._attaching.pop(child, None)
+        attach = self._forget_attach(child)
         if attach is not None:
             self._cancel_attach(attach)
         if child in self._live:

@@ -31,6 +31,18 @@ asyncio transport calls ``pause_writing``/``resume_writing``):
 
 Everything is plain Python so it can be tested with hypothesis against a bytes model and
 with a fake sink.
+
+Memory (an idle connection is the common case: ten thousand of them must stay cheap):
+
+* A ``FlowQueue`` that holds nothing has no ``OutBuf`` of its own: ``buf`` is a shared,
+  always-empty one (``pending`` 0; writing to it raises).  The first ``write`` gives the
+  queue its own ``OutBuf``; once everything has been handed over (and no spill file is
+  kept open) the queue lets it go and points at the shared empty one again.  An OutBuf
+  makes its deque (624 bytes) on its first in-memory write.
+* The limits (``overflow``, ``high_water``, ``low_water``, ``max_size``, ``spill_dir``)
+  live in one ``FlowLimits`` shared by every queue made with the same values (the
+  connections of one server), read through properties; ``send_bytes`` and the flags,
+  read on every message, stay slots of the queue.
 """
 
 from __future__ import annotations
@@ -40,7 +52,15 @@ import tempfile
 from collections.abc import Callable
 from typing import IO, Final
 
-__all__ = ["FlowQueue", "OutBuf", "OutBufOverflow", "as_bytes"]
+__all__ = [
+    "EMPTY_OUTBUF",
+    "FlowLimits",
+    "FlowQueue",
+    "OutBuf",
+    "OutBufOverflow",
+    "as_bytes",
+    "flow_limits",
+]
 
 # How much of the spill file is read at once when a chunk is popped from it.
 _FILE_READ_MAX: Final = 256 * 1024
@@ -197,17 +217,63 @@ class OutBuf:
         return self._file.fileno() if self._file is not None else None
 
 
+class _SharedEmptyOutBuf(OutBuf):
+    """The one empty ``OutBuf`` every idle ``FlowQueue`` points at: it must stay empty."""
+
+    __slots__ = ()
+
+    def write(self, data: bytes) -> None:
+        if data:
+            raise RuntimeError("the shared empty OutBuf cannot be written (FlowQueue.write)")
+
+
+#: ``FlowQueue.buf`` while the queue holds nothing (see the module doc).
+EMPTY_OUTBUF: Final[OutBuf] = _SharedEmptyOutBuf(0)
+
+
+class FlowLimits:
+    """The limits of a ``FlowQueue``: read-only, shared by the queues that have the same."""
+
+    __slots__ = ("high_water", "low_water", "max_size", "overflow", "spill_dir")
+
+    def __init__(
+        self, overflow: int, high_water: int, low_water: int, max_size: int, spill_dir: str | None
+    ) -> None:
+        self.overflow = overflow
+        self.high_water = high_water
+        self.low_water = low_water
+        self.max_size = max_size
+        self.spill_dir = spill_dir
+
+
+# Limits by value: every connection of a server asks for the same ones.  Bounded: a
+# program making queues with ever-new limits only starts sharing over again.
+_limits_cache: dict[tuple[int, int, int, int, str | None], FlowLimits] = {}
+_LIMITS_CACHE_MAX: Final = 256
+
+
+def flow_limits(
+    overflow: int, high_water: int, low_water: int, max_size: int, spill_dir: str | None
+) -> FlowLimits:
+    """The shared ``FlowLimits`` with these values."""
+    key = (overflow, high_water, low_water, max_size, spill_dir)
+    limits = _limits_cache.get(key)
+    if limits is None:
+        if len(_limits_cache) >= _LIMITS_CACHE_MAX:
+            _limits_cache.clear()
+        limits = _limits_cache[key] = FlowLimits(*key)
+    return limits
+
+
 class FlowQueue:
     """An ``OutBuf`` plus the flow-control state of a GSock's output (see the module doc)."""
 
     __slots__ = (
+        "_limits",
         "_reading_paused",
         "_waited",
         "buf",
         "close_when_flushed",
-        "high_water",
-        "low_water",
-        "max_size",
         "send_bytes",
         "sink_paused",
     )
@@ -223,11 +289,10 @@ class FlowQueue:
     ) -> None:
         if send_bytes <= 0:
             raise ValueError(f"send_bytes must be > 0, not {send_bytes}")
-        self.buf = OutBuf(overflow, spill_dir)
+        low = high_water // 4 if low_water is None else low_water
+        self._limits = flow_limits(overflow, high_water, low, max_size, spill_dir)
+        self.buf = EMPTY_OUTBUF  # an OutBuf of its own from the first write
         self.send_bytes = send_bytes
-        self.high_water = high_water
-        self.low_water = high_water // 4 if low_water is None else low_water
-        self.max_size = max_size  # 0: no hard limit
         self.sink_paused = False
         self.close_when_flushed = False
         self._reading_paused = False
@@ -238,18 +303,51 @@ class FlowQueue:
         return self.buf.pending
 
     @property
+    def overflow(self) -> int:
+        return self._limits.overflow
+
+    @property
+    def high_water(self) -> int:
+        return self._limits.high_water
+
+    @property
+    def low_water(self) -> int:
+        return self._limits.low_water
+
+    @property
+    def max_size(self) -> int:
+        """The hard limit of ``pending`` (0: none)."""
+        return self._limits.max_size
+
+    @property
+    def spill_dir(self) -> str | None:
+        return self._limits.spill_dir
+
+    @property
     def reading_paused(self) -> bool:
         return self._reading_paused
 
     def write(self, data: bytes) -> int:
         """Queue ``data``; return its length.  ``OutBufOverflow`` past ``max_size``."""
         n = len(data)
-        if self.max_size and self.buf.pending + n > self.max_size:
-            raise OutBufOverflow(
-                f"{self.buf.pending} bytes pending + {n} > the hard limit {self.max_size}"
-            )
-        self.buf.write(data)
+        buf = self.buf
+        max_size = self._limits.max_size
+        if max_size and buf.pending + n > max_size:
+            raise OutBufOverflow(f"{buf.pending} bytes pending + {n} > the hard limit {max_size}")
+        if buf is EMPTY_OUTBUF:
+            if not n:
+                return 0
+            limits = self._limits
+            buf = self.buf = OutBuf(limits.overflow, limits.spill_dir)
+        buf.write(data)
         return n
+
+    def _release_if_empty(self) -> None:
+        """Nothing pending: give the OutBuf (and its deque) back, unless it keeps a spill
+        file open to be used again."""
+        buf = self.buf
+        if buf is not EMPTY_OUTBUF and not buf.pending and buf._file is None:
+            self.buf = EMPTY_OUTBUF
 
     def flush(self, sink: Callable[[bytes], object]) -> bool:
         """Hand chunks to ``sink`` while it is not paused; return whether all were handed.
@@ -257,13 +355,16 @@ class FlowQueue:
         ``sink`` may set ``sink_paused`` (through ``pause()``) while it runs, as an asyncio
         transport calls ``pause_writing`` from inside ``write``.
         """
-        buf = self.buf
         send_bytes = self.send_bytes
+        buf = self.buf
         while buf.pending and not self.sink_paused:
             sink(buf.pop(send_bytes))
+            buf = self.buf  # the sink may have reset the queue (then written to it again)
         if buf.pending:
             self._waited = True
             return False
+        if buf is not EMPTY_OUTBUF and buf._file is None:
+            self.buf = EMPTY_OUTBUF  # drained: let the OutBuf and its deque go
         return True
 
     def pause(self) -> None:
@@ -284,14 +385,14 @@ class FlowQueue:
 
     def reading_should_pause(self) -> bool:
         """True once when ``pending`` went above ``high_water`` (pause the peer)."""
-        if not self._reading_paused and self.buf.pending > self.high_water:
+        if not self._reading_paused and self.buf.pending > self._limits.high_water:
             self._reading_paused = True
             return True
         return False
 
     def reading_should_resume(self) -> bool:
         """True once when ``pending`` fell to ``low_water`` after a pause."""
-        if self._reading_paused and self.buf.pending <= self.low_water:
+        if self._reading_paused and self.buf.pending <= self._limits.low_water:
             self._reading_paused = False
             return True
         return False
@@ -306,6 +407,7 @@ class FlowQueue:
     def reset(self) -> None:
         """Forget every byte and every flag (a new connection starts from here)."""
         self.buf.clear()
+        self._release_if_empty()
         self.sink_paused = False
         self.close_when_flushed = False
         self._reading_paused = False
@@ -315,3 +417,4 @@ class FlowQueue:
         """Forget every byte and close the spill file."""
         self.reset()
         self.buf.close()
+        self._release_if_empty()
