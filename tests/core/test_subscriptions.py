@@ -547,3 +547,28 @@ def test_subscribers_take() -> None:
     assert pub.subscribers_take("EV_OUT") and not pub.subscribers_take("EV_OTHER")
     pub.subscribe_event("EV_OTHER", Deferred(None, lambda **kw: None))
     assert pub.subscribers_take("EV_OTHER")  # a Deferred: cannot tell, deliver
+
+
+def test_single_subscription_fast_path_follows_changes() -> None:
+    """broadcast_event's cached single-subscription path is renewed on every change."""
+    pub, s1, s2 = node("pub"), node("s1"), node("s2")
+    first = pub.subscribe_event("EV_A", s1)
+    pub.broadcast_event("EV_A", n=1)
+    pub.broadcast_event("EV_B", n=2)  # not subscribed
+    pub.subscribe_event("EV_A", s2)
+    pub.broadcast_event("EV_A", n=3)
+    pub.delete_subscription_by_object(first)
+    pub.broadcast_event("EV_A", n=4)
+    renamed = pub.get_subscriptions()[0]
+    pub.delete_subscription_by_object(renamed)
+    pub.subscribe_event("EV_A", s1, __rename_event_name__="EV_RENAMED")
+    pub.broadcast_event("EV_A", n=5)
+    assert got("s1") == [
+        ("EV_A", {"n": 1}),
+        ("EV_A", {"n": 3}),
+        ("EV_RENAMED", {"n": 5, "original_event_name": "EV_A"}),
+    ]
+    assert got("s2") == [("EV_A", {"n": 3}), ("EV_A", {"n": 4})]
+    GObj.destroy_gobj(s1)
+    pub.broadcast_event("EV_A", n=6)  # the only subscriber is gone: nothing, no error
+    assert len(LOG) == 5

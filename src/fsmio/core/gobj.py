@@ -193,6 +193,14 @@ def _sub_fields(gobj: GObj, phase: str, sub: Subscription) -> dict[str, Any]:
     return _trace_fields(gobj, phase, fsm_event=names, fsm_subscriber=repr(sub.subscriber))
 
 
+def _single_plain(subs: dict[Subscription, None]) -> tuple[Any, frozenset[str] | None] | None:
+    """``(subscriber, event_names)`` of the only subscription in ``subs`` if it is plain."""
+    if len(subs) != 1:
+        return None
+    (sub,) = subs
+    return (sub.subscriber, sub.event_names) if sub.simple else None
+
+
 def _same_subscriber(a: Any, b: Any) -> bool:
     """Gobjs and Deferreds by identity; unique names by value (equal str need not be one)."""
     return a is b or (type(a) is str and a == b)
@@ -247,6 +255,9 @@ class GObj(SMachine, GConfig):
         # subscribe_event make their own dict on the first write).
         self._dl_childs: dict[GObj, None] = _NO_ENTRIES
         self._dl_subscriptions: dict[Subscription, None] = {}
+        # (subscriber, event_names) while there is exactly one subscription and it is
+        # plain (see Subscription.simple): broadcast_event's fast path.
+        self._one_sub: tuple[GObj, frozenset[str] | None] | None = None
         self._held_subscriptions: dict[Subscription, None] = _NO_ENTRIES
         SMachine.__init__(self, EMPTY_FSM if fsm is None else fsm)
         if gconfig is None:
@@ -520,6 +531,21 @@ class GObj(SMachine, GConfig):
         ``owned_event_filter(return_value)`` is True the event is owned and the remaining
         subscribers are skipped.
         """
+        one = self._one_sub
+        if one is not None and type(event) is str and not self.config.trace_subscription:
+            # The common case (a GSock and its user, a GTimer and its parent): one plain
+            # subscription, cached by subscribe/unsubscribe, so no snapshot, no
+            # de-duplication, no copy of kw, and no owned_event_filter (there is no later
+            # subscriber to skip).
+            subscriber, names = one
+            if (names is None or event in names) and not subscriber._destroyed:
+                oevent = _FastEvent()
+                oevent.destination = subscriber
+                oevent.event_name = event
+                oevent.source = [self]
+                oevent.__dict__ = kw
+                subscriber.inject_event(oevent)
+            return
         subs = self._dl_subscriptions
         if not subs:
             return
@@ -540,23 +566,6 @@ class GObj(SMachine, GConfig):
                 kw,
                 extra=_trace_fields(self, "broadcast", fsm_event=name),
             )
-        if len(subs) == 1:
-            # The common case (a GSock and its user, a GTimer and its parent): one
-            # subscription, so no snapshot, no de-duplication, no copy of kw, and no
-            # owned_event_filter (there is no later subscriber to skip).
-            (sub,) = subs
-            if sub.simple:
-                subscriber = sub.subscriber
-                names = sub.event_names
-                if (names is not None and name not in names) or subscriber._destroyed:
-                    return
-                oevent = _FastEvent()
-                oevent.destination = subscriber
-                oevent.event_name = name
-                oevent.source = [self] if base_source is None else _extended(base_source, self)
-                oevent.__dict__ = kw
-                subscriber.inject_event(oevent)
-                return
         several = len(subs) > 1
         pristine = dict(kw) if several else kw
         served: set[int] | None = set() if several else None
@@ -682,6 +691,7 @@ class GObj(SMachine, GConfig):
                     self._remove_subscription(old)
         sub = Subscription(self, names, subscriber, control, extra)
         self._dl_subscriptions[sub] = None
+        self._one_sub = _single_plain(self._dl_subscriptions)
         if isinstance(subscriber, GObj):
             held = subscriber._held_subscriptions
             if held is _NO_ENTRIES:
@@ -699,6 +709,7 @@ class GObj(SMachine, GConfig):
     def _remove_subscription(self, sub: Subscription) -> None:
         sub.active = False
         self._dl_subscriptions.pop(sub, None)
+        self._one_sub = _single_plain(self._dl_subscriptions)
         subscriber = sub.subscriber
         if isinstance(subscriber, GObj) and subscriber._held_subscriptions is not _NO_ENTRIES:
             subscriber._held_subscriptions.pop(sub, None)
