@@ -32,7 +32,10 @@ mutable defaults as ``(name, default, copy)`` tuples, the direct defaults likewi
 names of the direct parameters to which ginsfsm's rule "a non-callable value never replaces
 a method of the gclass" can apply at all — those whose gclass attribute is callable and not
 a property, *as the gclass is when its first object is made* (a gclass given such a method
-later, by assignment, is not seen).  The other direct parameters are a plain ``setattr``.
+later, by assignment, is not seen).  The other direct parameters are plain attribute
+stores: when none is ruled, a small function generated once per gclass stores every
+default with one assignment each (``self.x = default``, so property setters still run,
+in template order).  The MRO's class names are ranked once for ``filter_parameters``.
 A written value whose type is exactly the parameter's own (``int`` for an ``int``, any
 value for a ``None`` type), with no validator, is already what the conversion would give:
 it is stored as it is (a ``str`` beginning ``app:`` still goes through the look-up).
