@@ -322,3 +322,25 @@ def test_a_burst_of_accepts_leaves_no_attach_table_behind(ga: GAplic) -> None:
         for p in peers:
             p.close()
     drive(ga, lambda: server.config.n_gsocks == 0)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_accepted_child_addresses_match_the_peer(ga: GAplic, host: str) -> None:
+    """An accepted child's peername, addr, ip and sockname (in EV_CONNECTED and from its
+    methods) are the peer's sockname and peername, on IPv4 and IPv6; None once it is gone
+    (whether they are kept or asked for when needed)."""
+    if ":" in host and not has_ipv6():  # pragma: no cover - machine without IPv6
+        pytest.skip("no IPv6")
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host=host, port=0)
+    peer = RawPeer.connect(host, server.config.port)
+    try:
+        drive(ga, lambda: srv_user.count("EV_CONNECTED") == 1)
+        _, kw, child = next(e for e in srv_user.events if e[0] == "EV_CONNECTED")
+        assert kw["peername"] == peer.sock.getsockname() == child.get_peername() == child.addr
+        assert kw["sockname"] == peer.sock.getpeername() == child.get_sockname()
+        assert child.config.ip == peer.sock.getsockname()[0]
+    finally:
+        peer.close()
+    drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1)
+    assert child.get_peername() is None and child.get_sockname() is None and child.addr is None
