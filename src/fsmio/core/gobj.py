@@ -261,11 +261,11 @@ class GObj(SMachine, GConfig):
         self._held_subscriptions: dict[Subscription, None] = _NO_ENTRIES
         SMachine.__init__(self, EMPTY_FSM if fsm is None else fsm)
         if gconfig is None:
-            templates: list[Any] = [GOBJ_GCONFIG]
+            templates: tuple[Any, ...] = (GOBJ_GCONFIG,)
         elif isinstance(gconfig, (list, tuple)):
-            templates = [GOBJ_GCONFIG, *gconfig]
+            templates = (GOBJ_GCONFIG, *gconfig)
         else:
-            templates = [GOBJ_GCONFIG, gconfig]
+            templates = (GOBJ_GCONFIG, gconfig)
         GConfig.__init__(self, templates)
 
     # ------------------------------------------------------------------------------------
@@ -818,9 +818,12 @@ def build_gobj(
         gobj.gaplic = gaplic
         if gobj.logger is None:
             gobj.logger = gaplic.logger
-    gobj.write_parameters(**kw)
+    if kw:
+        gobj.write_parameters(**kw)
     if gaplic is not None and gaplic.ini_settings:
-        gobj.write_parameters(**gobj.filter_parameters(**gaplic.ini_settings))
+        settings = gobj.filter_parameters(**gaplic.ini_settings)
+        if settings:
+            gobj.write_parameters(**settings)
     if gobj.trace_creation:
         (gobj.logger or _LOG).info(
             "Creating --> '%s:%s'",

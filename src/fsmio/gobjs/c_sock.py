@@ -602,7 +602,9 @@ class GSock(GObj, asyncio.Protocol):
         subscriber (None: the parent) to every output event."""
         if self.gaplic is None:
             raise GObjError(f"{self!r}: a GSock needs a GAplic (create it through one)")
-        self._ssl_ctx = make_ssl_context(self.config.ssl_options, False, repr(self))
+        ssl_options = self.config.ssl_options
+        # Most GSocks (every accepted one: its server does the TLS) have none: no repr().
+        self._ssl_ctx = make_ssl_context(ssl_options, False, repr(self)) if ssl_options else None
         self._clock: Callable[[], float] = self.gaplic._clock
         self._registry = _socket_registry(self.gaplic)
         self._socket_map = self._registry.map
