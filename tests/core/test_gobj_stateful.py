@@ -332,7 +332,7 @@ class GObjTreeMachine(RuleBasedStateMachine):
     def no_subscription_leaks(self) -> None:
         for g in self.all:
             if g._destroyed:
-                assert g._dl_subscriptions == {} and g._held_subscriptions == {}
+                assert not g._dl_subscriptions and g._held_subscriptions == {}
                 continue
             for sub in g._dl_subscriptions:
                 assert sub.publisher is g and sub.active

@@ -14,6 +14,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsmio import GAplic
 from fsmio.core.deferred import Deferred
@@ -572,3 +574,24 @@ def test_single_subscription_fast_path_follows_changes() -> None:
     GObj.destroy_gobj(s1)
     pub.broadcast_event("EV_A", n=6)  # the only subscriber is gone: nothing, no error
     assert len(LOG) == 5
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 19)), max_size=80))
+def test_many_subscribers_keep_their_order(steps: list[tuple[bool, int]]) -> None:
+    """Subscribing and unsubscribing across the tuple/dict switch of the publisher's
+    subscriptions (see _SUBS_TUPLE_MAX) keeps delivery in subscription order."""
+    pub = node("pub")
+    subs = [node(f"s{i}") for i in range(20)]
+    model: list[int] = []
+    for add, i in steps:
+        if add and i not in model:
+            pub.subscribe_event("EV_A", subs[i])
+            model.append(i)
+        elif not add and i in model:
+            assert pub.delete_subscription("EV_A", subs[i])
+            model.remove(i)
+        LOG.clear()
+        pub.broadcast_event("EV_A")
+        assert [who for who, _, _ in LOG] == [f"s{i}" for i in model]
+    assert [s.subscriber for s in pub.get_subscriptions()] == [subs[i] for i in model]

@@ -10,8 +10,10 @@ are created with ``create_gobj(name, gclass, parent, **kw)`` and talk only throu
 
 Theory of operation
 -------------------
-Children and subscriptions are dicts used as insertion-ordered sets, so iteration and
-delivery order are deterministic (ginsfsm used sets) and removal is O(1).  A subscription
+Children and subscriptions are insertion-ordered sets, so iteration and delivery order
+are deterministic (ginsfsm used sets) and removal is O(1): dicts, except that a
+publisher's first few subscriptions are a tuple (memory per connection; see
+``_SUBS_TUPLE_MAX``).  A subscription
 is recorded on both sides — in the publisher's ``_dl_subscriptions`` and in the
 subscriber's ``_held_subscriptions`` — so destroying a gobj removes the subscriptions to
 its outputs *and* those it holds on others: nothing is ever delivered to a destroyed gobj.
@@ -193,12 +195,42 @@ def _sub_fields(gobj: GObj, phase: str, sub: Subscription) -> dict[str, Any]:
     return _trace_fields(gobj, phase, fsm_event=names, fsm_subscriber=repr(sub.subscriber))
 
 
-def _single_plain(subs: dict[Subscription, None]) -> tuple[Any, frozenset[str] | None] | None:
-    """``(subscriber, event_names)`` of the only subscription in ``subs`` if it is plain."""
+#: A publisher's subscriptions, in the order they were made: a tuple while there are at
+#: most this many (a one-item tuple is 48 bytes, a one-item dict 224, and most
+#: publishers — a connection's GSock among them — have one), then a dict used as an
+#: ordered set, so that subscribing and unsubscribing stay O(1) for a publisher with
+#: thousands of subscribers.  Both are iterated, tested with ``in`` and sized alike.
+_SUBS_TUPLE_MAX: Final = 8
+
+Subscriptions = tuple[Subscription, ...] | dict[Subscription, None]
+
+
+def _subs_added(subs: Subscriptions, sub: Subscription) -> Subscriptions:
+    if type(subs) is tuple:
+        if len(subs) < _SUBS_TUPLE_MAX:
+            return (*subs, sub)
+        subs = dict.fromkeys(subs)
+    assert type(subs) is dict
+    subs[sub] = None
+    return subs
+
+
+def _subs_removed(subs: Subscriptions, sub: Subscription) -> Subscriptions:
+    if type(subs) is tuple:
+        return tuple(s for s in subs if s is not sub) if sub in subs else subs
+    assert type(subs) is dict
+    subs.pop(sub, None)  # once a dict, it stays one (no flapping at the threshold)
+    return subs
+
+
+def _single_plain(subs: Subscriptions) -> Subscription | None:
+    """The only subscription in ``subs`` if it is plain (no tuple of its own is made:
+    that would be 56 bytes more per publisher, per connection)."""
     if len(subs) != 1:
         return None
-    (sub,) = subs
-    return (sub.subscriber, sub.event_names) if sub.simple else None
+    for sub in subs:
+        return sub if sub.simple else None
+    return None  # pragma: no cover - len(subs) == 1
 
 
 def _same_subscriber(a: Any, b: Any) -> bool:
@@ -235,6 +267,12 @@ class GObj(SMachine, GConfig):
 
     _gaplic: Any = None
     _destroyed: bool = False
+    # Most gobjs (a connection's GSock) never have children nor hold subscriptions: they
+    # read these class-wide read-only empty mappings until they do (_add_child and
+    # subscribe_event give the gobj its own dict on the first write).  Class attributes,
+    # not instance ones: each instance attribute is 8 bytes in every gobj.
+    _dl_childs: dict[GObj, None] = _NO_ENTRIES
+    _held_subscriptions: dict[Subscription, None] = _NO_ENTRIES
 
     # Set by the GAplic-level code; class defaults so plain gobjs pay nothing.
     owned_event_filter: Callable[[Any], Any] | None = None
@@ -250,15 +288,13 @@ class GObj(SMachine, GConfig):
         # An instance attribute, not just the class default: read on every send_event,
         # and an instance attribute is the fast read.
         self._destroyed = False
-        # Most gobjs (a connection's GSock) never have children nor hold subscriptions:
-        # they share one read-only empty mapping until they do (_add_child and
-        # subscribe_event make their own dict on the first write).
-        self._dl_childs: dict[GObj, None] = _NO_ENTRIES
-        self._dl_subscriptions: dict[Subscription, None] = {}
-        # (subscriber, event_names) while there is exactly one subscription and it is
-        # plain (see Subscription.simple): broadcast_event's fast path.
-        self._one_sub: tuple[GObj, frozenset[str] | None] | None = None
-        self._held_subscriptions: dict[Subscription, None] = _NO_ENTRIES
+        # A tuple, replaced on each change: most publishers have one subscription or a
+        # few, and a one-item tuple is 48 bytes where a one-item dict is 224; broadcasts
+        # walk it without copying it.
+        self._dl_subscriptions: Subscriptions = ()
+        # The subscription while there is exactly one and it is plain (see
+        # Subscription.simple): broadcast_event's fast path.
+        self._one_sub: Subscription | None = None
         SMachine.__init__(self, EMPTY_FSM if fsm is None else fsm)
         if gconfig is None:
             templates: tuple[Any, ...] = (GOBJ_GCONFIG,)
@@ -537,7 +573,8 @@ class GObj(SMachine, GConfig):
             # subscription, cached by subscribe/unsubscribe, so no snapshot, no
             # de-duplication, no copy of kw, and no owned_event_filter (there is no later
             # subscriber to skip).
-            subscriber, names = one
+            subscriber = one.subscriber
+            names = one.event_names
             if (names is None or event in names) and not subscriber._destroyed:
                 oevent = _FastEvent()
                 oevent.destination = subscriber
@@ -690,8 +727,8 @@ class GObj(SMachine, GConfig):
                 if not old.hard:
                     self._remove_subscription(old)
         sub = Subscription(self, names, subscriber, control, extra)
-        self._dl_subscriptions[sub] = None
-        self._one_sub = _single_plain(self._dl_subscriptions)
+        self._dl_subscriptions = subs = _subs_added(self._dl_subscriptions, sub)
+        self._one_sub = _single_plain(subs)
         if isinstance(subscriber, GObj):
             held = subscriber._held_subscriptions
             if held is _NO_ENTRIES:
@@ -708,8 +745,8 @@ class GObj(SMachine, GConfig):
 
     def _remove_subscription(self, sub: Subscription) -> None:
         sub.active = False
-        self._dl_subscriptions.pop(sub, None)
-        self._one_sub = _single_plain(self._dl_subscriptions)
+        self._dl_subscriptions = subs = _subs_removed(self._dl_subscriptions, sub)
+        self._one_sub = _single_plain(subs)
         subscriber = sub.subscriber
         if isinstance(subscriber, GObj) and subscriber._held_subscriptions is not _NO_ENTRIES:
             subscriber._held_subscriptions.pop(sub, None)

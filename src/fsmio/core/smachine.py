@@ -320,6 +320,9 @@ class SMachine:
     strict_events: bool = False
 
     _ctx: DispatchContext = _DEFAULT_CONTEXT
+    # This machine's own trace level: a class default until it is set (8 bytes less in
+    # every machine).
+    _trace_mach: int = 0
 
     def __init__(self, fsm: Mapping[str, Any]) -> None:
         compiled = compile_fsm(fsm)
@@ -327,7 +330,6 @@ class SMachine:
         initial = compiled.initial_state
         # The current state *is* its compiled table (see the module doc).
         self._table: dict[str, FastRow] = compiled.tables[initial] if initial is not None else {}
-        self._trace_mach = 0
 
     @property
     def _state(self) -> str | None:
@@ -577,7 +579,8 @@ class SMachine:
             (self.logger or _LOG).info("* %r: trace_mach %s", self, "ON" if level else "OFF")
             _traced_machines += 1 if level else -1
             _update_trace_any()
-        self._trace_mach = level
+        if level != self._trace_mach:
+            self._trace_mach = level
 
     def _forget_trace(self) -> None:
         """Drop this machine's own trace level silently (it is being destroyed), so that

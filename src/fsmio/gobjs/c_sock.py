@@ -136,7 +136,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from fsmio.core.errors import GObjError
@@ -179,9 +180,14 @@ def _ports(value: Any) -> Any:
     return tuple(port_number(p) for p in (value or ()))
 
 
+# ssl_options when there is no TLS: one read-only empty mapping shared by every GSock (a
+# {} default would be copied into each one's config: 64 bytes per connection).
+_NO_TLS: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
 def _ssl_options(value: Any) -> Any:
-    if value is None or value == "":
-        return {}
+    if value is None or value == "" or (isinstance(value, Mapping) and not value):
+        return _NO_TLS
     if isinstance(value, ssl.SSLContext):
         return value
     if isinstance(value, dict):
@@ -197,7 +203,7 @@ GSOCK_GCONFIG: Final[dict[str, list[Any]]] = {
     "use_multi_ports": [bool, False, 0, None, "Use the ports of `ports` in turn."],
     "ip": [str, "", 0, None, "Written on connect: the peer's IP address."],
     "addr": [None, None, FLAG_DIRECT_ATTR, None, "Peer name (None while disconnected)."],
-    "ssl_options": [None, {}, 0, _ssl_options, "TLS options (dict) or an ssl.SSLContext."],
+    "ssl_options": [None, _NO_TLS, 0, _ssl_options, "TLS options (dict) or an ssl.SSLContext."],
     "tx_buffer_size": [int, 4096, 0, positive_int, "The transport's write high-water mark."],
     "send_bytes": [int, 18000, 0, positive_int, "Largest chunk the queue hands over."],
     "outbuf_overflow": [int, 1048576, 0, non_negative_int, "Output kept in memory."],
@@ -283,7 +289,9 @@ def ac_transport_up(self: GSock, event: Event) -> None:
     self._connect_task = None
     name = self.config.connected_event_name
     if name:
-        self.broadcast_event(name, gsock=self, peername=self._peername, sockname=self._sockname)
+        self.broadcast_event(
+            name, gsock=self, peername=self._peername, sockname=self.get_sockname()
+        )
     if self._transport is None or self._state != "ST_CONNECTED":
         return  # the subscriber dropped it (or it was lost) meanwhile
     if self._queue.pending:
@@ -529,6 +537,11 @@ def _reason_of(exc: BaseException | None) -> str:
     return "error"
 
 
+# The (event name, taken) pairs of GSock._wants_cache, shared: one per name and answer,
+# not a 56-byte tuple per connection.
+_WANTS_PAIRS: dict[tuple[str, bool], tuple[str, bool]] = {}
+
+
 # ----------------------------------------------------------------------------------------
 #   GClass
 # ----------------------------------------------------------------------------------------
@@ -551,8 +564,8 @@ class GSock(GObj, asyncio.Protocol):
         "_refused_logged",
         "_registry",
         "_server",
+        "_sock",
         "_socket_map",
-        "_sockname",
         "_ssl_ctx",
         "_transport",
         "_wants_cache",
@@ -580,7 +593,10 @@ class GSock(GObj, asyncio.Protocol):
         self._ssl_ctx: ssl.SSLContext | None = None
         self._server: Any = None  # the GServerSock of an accepted connection
         self._peername: Any = None
-        self._sockname: Any = None
+        # An accepted connection's socket object (from its GServerSock; the transport holds
+        # it anyway): its fd and sockname without asking the transport, whose uvloop
+        # version makes and keeps a socket object of its own (72 bytes) when asked.
+        self._sock: Any = None
         self._fd = -1
         self._close_reason: str | None = None
         self._drop_timer: TimerHandle | None = None
@@ -649,7 +665,17 @@ class GSock(GObj, asyncio.Protocol):
 
     def get_sockname(self) -> Any:
         """The connection's own address (None while disconnected)."""
-        return self._sockname if self._transport is not None else None
+        # Asked when needed, not kept: an idle connection does not carry the tuple.
+        transport = self._transport
+        if transport is None:
+            return None
+        sock = self._sock
+        if sock is None:
+            return transport.get_extra_info("sockname")
+        try:
+            return sock.getsockname()
+        except OSError:  # closed under us
+            return None
 
     def is_closed(self) -> bool:
         """No transport (never connected, or disconnected)."""
@@ -787,9 +813,12 @@ class GSock(GObj, asyncio.Protocol):
             )
             self._guarded(self.send_event, self, "EV_CONNECT_FAILED", reason=reason)
 
-    def _prepare_accepted(self, server: Any) -> None:
-        """Called by a GServerSock on a child it made for an accepted connection."""
+    def _prepare_accepted(self, server: Any, sock: Any = None, peername: Any = None) -> None:
+        """Called by a GServerSock on a child it made for an accepted connection: ``sock``
+        and ``peername`` are what ``accept()`` returned (None: asked from the transport)."""
         self._server = server
+        self._sock = sock
+        self._peername = peername
         self._new_queue()
         self.set_new_state("ST_WAIT_CONNECTED")
 
@@ -803,13 +832,14 @@ class GSock(GObj, asyncio.Protocol):
             return
         self._transport = transport
         transport.set_write_buffer_limits(high=self.config.tx_buffer_size)
-        self._peername = peer = transport.get_extra_info("peername")
-        self._sockname = transport.get_extra_info("sockname")
-        self.addr = peer
+        sock = self._sock
+        if sock is None:  # a client (an accepted one has them from its server)
+            self._peername = transport.get_extra_info("peername")
+            sock = transport.get_extra_info("socket")
+        self.addr = peer = self._peername
         if isinstance(peer, tuple) and peer:
             self.write_parameters(ip=str(peer[0]))
         self._impl_poll = self.gaplic._aio_loop
-        sock = transport.get_extra_info("socket")
         fd = sock.fileno() if sock is not None else -1
         if fd >= 0:
             self._fd = fd
@@ -920,7 +950,8 @@ class GSock(GObj, asyncio.Protocol):
             # subscribers_take() walks the subscriptions: cache it until they (or the name) change.
             cache = self._wants_cache
             if cache is None or cache[0] != name:
-                cache = self._wants_cache = (name, self.subscribers_take(name))
+                pair = (name, self.subscribers_take(name))
+                cache = self._wants_cache = _WANTS_PAIRS.setdefault(pair, pair)
             if cache[1]:
                 self._ready_handle = self.gaplic.loop.call_soon(self._emit_ready)
 
@@ -1010,7 +1041,7 @@ class GSock(GObj, asyncio.Protocol):
         )
 
     def _disconnected(self, reason: str) -> None:
-        self._peername = self._sockname = None
+        self._peername = self._sock = None
         self._queue.close()
         name = self.config.disconnected_event_name
         try:

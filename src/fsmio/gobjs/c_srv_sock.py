@@ -365,7 +365,7 @@ class GServerSock(GObj):
             return
         for _ in range(self.config.backlog):
             try:
-                conn, _addr = sock.accept()
+                conn, addr = sock.accept()
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
@@ -381,7 +381,7 @@ class GServerSock(GObj):
                 )
                 self._resource_errors = 0
                 self._resource_logged_at = -math.inf
-            self._accepted(conn)
+            self._accepted(conn, addr)
 
     def _accept_backoff(self, exc: OSError) -> None:
         """Out of descriptors (or another accept error): stop accepting for a while."""
@@ -403,7 +403,7 @@ class GServerSock(GObj):
                 self.config.accept_retry_delay, self._start_accepting
             )
 
-    def _accepted(self, conn: socket.socket) -> None:
+    def _accepted(self, conn: socket.socket, addr: Any) -> None:
         conn.setblocking(False)
         n = self._seq
         self._seq += 1
@@ -415,7 +415,7 @@ class GServerSock(GObj):
                 subscriber=self._child_subscriber,
                 **self._child_kw,
             )
-            child._prepare_accepted(self)
+            child._prepare_accepted(self, conn, addr)
         except Exception as exc:
             conn.close()
             self.gaplic.handle_exception(exc, f"{self!r}: creating a connection gobj")
