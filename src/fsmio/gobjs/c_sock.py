@@ -22,6 +22,8 @@ addr                       None   None               Written: the peer's address
                                                      (None while disconnected).  Direct attr.
 ssl_options                dict   {}                 TLS (see ``fsmio.gobjs.tls``): a dict of
                                                      options or an ``ssl.SSLContext``.
+                                                     Empty (plain TCP) reads as a shared
+                                                     read-only empty mapping.
 tx_buffer_size             int    4096               The transport's write high-water mark:
                                                      above it the GSock stops handing it
                                                      chunks (it resumes at a quarter of it).
