@@ -152,7 +152,7 @@ from fsmio.core.gconfig import (
     positive_number,
 )
 from fsmio.core.gobj import GObj, Subscription
-from fsmio.gobjs.outbuf import FlowQueue, OutBufOverflow, as_bytes
+from fsmio.gobjs.outbuf import EMPTY_OUTBUF, FlowQueue, OutBufOverflow, as_bytes
 from fsmio.gobjs.tls import make_ssl_context, server_hostname_of
 
 if TYPE_CHECKING:
@@ -317,7 +317,8 @@ def ac_send_data(self: GSock, event: Event) -> int:
         type(data) is bytes
         and transport is not None
         and not queue.sink_paused
-        and not queue.buf.pending
+        # An idle queue holds the shared empty OutBuf: an identity test, no property.
+        and (queue.buf is EMPTY_OUTBUF or not queue.buf.pending)
         and 0 < len(data) <= self._direct_max
     ):
         # The hot path (an echo's reply): nothing queued and the transport not paused:
@@ -330,7 +331,10 @@ def ac_send_data(self: GSock, event: Event) -> int:
         if self.config.close_when_flushed:
             self._close_gracefully("closed")
         elif self._ready_handle is None and not queue.sink_paused:
-            self._schedule_ready()
+            # _schedule_ready's "nobody takes it" answer, checked without the call.
+            wants = self._wants_cache
+            if wants is None or wants[1] or wants[0] != self.config.transmit_ready_event_name:
+                self._schedule_ready()
         return len(data)
     n = self.mt_write(data)
     if n >= 0:
