@@ -406,8 +406,9 @@ class FlowQueue:
 
     def reset(self) -> None:
         """Forget every byte and every flag (a new connection starts from here)."""
-        self.buf.clear()
-        self._release_if_empty()
+        if self.buf is not EMPTY_OUTBUF:  # (called several times per connection)
+            self.buf.clear()
+            self._release_if_empty()
         self.sink_paused = False
         self.close_when_flushed = False
         self._reading_paused = False
@@ -416,5 +417,6 @@ class FlowQueue:
     def close(self) -> None:
         """Forget every byte and close the spill file."""
         self.reset()
-        self.buf.close()
-        self._release_if_empty()
+        if self.buf is not EMPTY_OUTBUF:
+            self.buf.close()
+            self._release_if_empty()
