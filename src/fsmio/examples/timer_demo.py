@@ -4,13 +4,15 @@ stops the GAplic.
 
     python -m fsmio.examples.timer_demo --ticks 5 --interval 0.2 [--trace]
 
-Prints one line per tick and a last ``DONE <ticks> ticks in <seconds> s`` line; exits 0.
+Prints one line per tick and a last ``DONE <ticks> ticks in <seconds> s`` line; exits 0
+(1 if the reader of its output went away first, as in ``| head -2``: it stops at once).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from typing import Any
@@ -28,11 +30,17 @@ COUNTER_GCONFIG: dict[str, list[Any]] = {
 
 def ac_tick(self: Counter, event: Event) -> int:
     self.count += 1
-    print(f"tick {self.count} from {event.source[0].name}: n={event.n}", flush=True)
-    if self.count >= self.config.ticks:
+    done = self.count >= self.config.ticks
+    if done:
+        self.gaplic.stop()  # first: a print that fails below must not keep it running
+    try:
+        print(f"tick {self.count} from {event.source[0].name}: n={event.n}", flush=True)
+    except BrokenPipeError:
+        # Whoever read our output is gone (``| head``): nothing more to say.
+        self.reader_gone = True
         self.gaplic.stop()
-        return 0
-    return self.count
+        return -1
+    return 0 if done else self.count
 
 
 COUNTER_FSM: dict[str, Any] = {
@@ -46,6 +54,7 @@ class Counter(GObj):
     def __init__(self) -> None:
         GObj.__init__(self, COUNTER_FSM, COUNTER_GCONFIG)
         self.count = 0
+        self.reader_gone = False
 
 
 # ----------------------------------------------------------------------------------------
@@ -94,8 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     gaplic.start()
     counter = gaplic.find_unique_gobj("counter")
     assert isinstance(counter, Counter)
-    print(f"DONE {counter.count} ticks in {time.monotonic() - started:.2f} s", flush=True)
     gaplic.close()
+    if not counter.reader_gone:
+        try:
+            print(f"DONE {counter.count} ticks in {time.monotonic() - started:.2f} s", flush=True)
+        except BrokenPipeError:
+            counter.reader_gone = True
+    if counter.reader_gone:
+        # Python's advice (signal module docs, "Note on SIGPIPE"): point stdout at
+        # devnull so that the flush at exit does not raise again; exit 1 as Python does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0 if counter.count == args.ticks else 1
 
 
