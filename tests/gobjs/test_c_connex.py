@@ -1496,3 +1496,15 @@ def test_real_transmit_ready_is_asked_of_the_gsock_only_when_wanted(ga_real: GAp
     connex.subscribe_event("EV_TRANSMIT_READY", rec)
     assert gsock.config.transmit_ready_event_name == "EV_TRANSMIT_READY"
     drive(ga_real, lambda: "EV_TRANSMIT_READY" in rec.names())
+
+
+def test_bare_host_and_port_settings_do_not_reach_a_gconnex() -> None:
+    """A GAplic-wide ``port=`` (for its servers) leaves GConnex's read-only views alone;
+    a key aimed at the GConnex still raises."""
+    with GAplic("bare", port=8000, host="127.0.0.1") as ga:
+        connex = ga.create_gobj("c", GConnex, None, destinations=[("127.0.0.1", 9)], disabled=True)
+        assert connex.config.destinations == [("127.0.0.1", 9)]
+        assert (connex.host, connex.port) != ("127.0.0.1", 8000)
+    for key in ("GConnex.port", "c.port"):
+        with GAplic("aimed", **{key: 8000}) as ga, pytest.raises(GConfigValidateError):
+            ga.create_gobj("c", GConnex, None, destinations=[("127.0.0.1", 9)], disabled=True)

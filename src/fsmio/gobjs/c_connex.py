@@ -53,7 +53,9 @@ gsock_kw                     dict   {}               Extra parameters for the ch
 host                         str    ''               DIRECT, read-only: host of the current (or
                                                      last) attempt.  Writing it is an error: set
                                                      ``destinations``.
-port                         int    0                DIRECT, read-only: its port.
+port                         int    0                DIRECT, read-only: its port.  A bare
+                                                     ``host``/``port`` setting (for servers)
+                                                     does not reach a GConnex.
 connected_event_name         str    EV_CONNECTED     Output names; None or '' suppresses the event.
 disconnected_event_name      str    EV_DISCONNECTED
 rx_data_event_name           str    EV_RX_DATA
@@ -752,6 +754,15 @@ class GConnex(GObj):
     @port.setter
     def port(self, value: int) -> None:
         pass  # read-only
+
+    def filter_parameters(self, **settings: Any) -> dict[str, Any]:
+        """As ``GObj.filter_parameters``, except that a bare ``host`` or ``port`` key (meant
+        for the servers and sockets that have them: ``fsmio run --set port=8000``) does not
+        reach a GConnex, whose host and port are read-only views of ``destinations``.  A
+        key aimed at it (``GConnex.port``, ``<its name>.port``) still raises."""
+        return super().filter_parameters(
+            **{key: value for key, value in settings.items() if key not in ("host", "port")}
+        )
 
     @property
     def gsock(self) -> GObj | None:
