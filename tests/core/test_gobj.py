@@ -510,6 +510,18 @@ def test_getitem_exact_then_re_name(caplog: pytest.LogCaptureFixture) -> None:
     assert "traverse" in caplog.text and "'nope'" in caplog.text
 
 
+def test_re_name_written_after_creation_counts() -> None:
+    root = new("root")
+    child = new("child", root)
+    assert root["child"] is child
+    child.write_parameters(re_name=r"item_[a-z]+")
+    assert root["item_abc"] is child
+    with pytest.raises(KeyError):
+        root["child"]  # now found by its pattern only
+    child.write_parameters(re_name=None)
+    assert root["child"] is child
+
+
 def test_bad_re_name_is_invalid() -> None:
     with pytest.raises(GConfigValidateError, match="re_name"):
         new("x", re_name="(")

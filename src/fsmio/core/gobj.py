@@ -277,7 +277,6 @@ class GObj(SMachine, GConfig):
     # Set by the GAplic-level code; class defaults so plain gobjs pay nothing.
     owned_event_filter: Callable[[Any], Any] | None = None
     re_matched_name: str | None = None
-    _re_compiled_name: re.Pattern[str] | None = None
 
     trace_creation: bool
     __unique_name__: bool
@@ -348,12 +347,14 @@ class GObj(SMachine, GConfig):
     def __getitem__(self, name: str) -> GObj:
         """The child called ``name`` (or whose ``re_name`` matches it); KeyError otherwise."""
         for child in self._dl_childs:
-            if child._re_compiled_name is None and child.__name__ == name:
+            if not child.config.re_name and child.__name__ == name:
                 self._trace_traverse(name, child)
                 return child
         for child in self._dl_childs:
-            pattern = child._re_compiled_name
-            if pattern is not None and pattern.fullmatch(name):
+            # Read at each look-up, so a re_name written after creation counts (the re
+            # module caches the compiled pattern).
+            pattern = child.config.re_name
+            if pattern and re.fullmatch(pattern, name):
                 child.re_matched_name = name
                 self._trace_traverse(name, child)
                 return child
@@ -868,8 +869,6 @@ def build_gobj(
             gobj.__name__,
             extra=_trace_fields(gobj, "creating"),
         )
-    if gobj.config.re_name:
-        gobj._re_compiled_name = re.compile(gobj.config.re_name)
     unique = bool(gobj.__unique_name__)
     if unique:
         if gaplic is None:
