@@ -13,10 +13,10 @@ Theory of operation
 Children and subscriptions are insertion-ordered sets, so iteration and delivery order
 are deterministic (ginsfsm used sets) and removal is O(1): dicts, except that a
 publisher's first few subscriptions are a tuple (memory per connection; see
-``_SUBS_TUPLE_MAX``).  A subscription
-is recorded on both sides — in the publisher's ``_dl_subscriptions`` and in the
-subscriber's ``_held_subscriptions`` — so destroying a gobj removes the subscriptions to
-its outputs *and* those it holds on others: nothing is ever delivered to a destroyed gobj.
+``_SUBS_TUPLE_MAX``).  A subscription is recorded on both sides — in the publisher's
+``_dl_subscriptions`` and in the subscriber's ``_held_subscriptions`` — so destroying a
+gobj removes the subscriptions to its outputs *and* those it holds on others: nothing is
+ever delivered to a destroyed gobj.
 
 ``broadcast_event`` walks a snapshot of the subscriptions and skips any that was removed,
 or whose subscriber was destroyed, while the broadcast was running.  Each subscriber gets
@@ -287,9 +287,9 @@ class GObj(SMachine, GConfig):
         # An instance attribute, not just the class default: read on every send_event,
         # and an instance attribute is the fast read.
         self._destroyed = False
-        # A tuple, replaced on each change: most publishers have one subscription or a
-        # few, and a one-item tuple is 48 bytes where a one-item dict is 224; broadcasts
-        # walk it without copying it.
+        # A tuple while small (see _SUBS_TUPLE_MAX): most publishers have one
+        # subscription or a few, and a one-item tuple is 48 bytes where a one-item dict
+        # is 224; broadcasts walk a tuple without copying it.
         self._dl_subscriptions: Subscriptions = ()
         # The subscription while there is exactly one and it is plain (see
         # Subscription.simple): broadcast_event's fast path.
