@@ -553,3 +553,37 @@ def test_enqueue_from_a_foreign_thread_still_wakes_the_loop() -> None:
     finally:
         worker.stop(timeout=5)
         ga.close()
+
+
+@pytest.mark.parametrize("use_uvloop", [True, False])
+def test_an_unclosed_gaplic_collected_with_its_loop_open_warns(use_uvloop: bool) -> None:
+    """Reliability catalogue J6: a leak is reported, and the loop it owned is closed."""
+    import gc
+    import warnings
+
+    ga = GAplic("leaked", use_uvloop=use_uvloop)
+    loop = ga._get_own_loop()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del ga
+        gc.collect()
+    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert any("unclosed GAplic 'leaked'" in m for m in messages), messages
+    assert loop.is_closed()
+
+
+def test_a_closed_or_finished_gaplic_does_not_warn() -> None:
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        closed = GAplic("closed")
+        closed._get_own_loop()
+        closed.close()
+        finished = GAplic("finished")
+        finished.add_callback(finished.stop)
+        finished.start()  # start() closes the loop it made when it returns
+        del closed, finished
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -53,6 +53,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -660,6 +661,17 @@ class GAplic(GObj):
         try:
             own.run_until_complete(own.shutdown_asyncgens())
         finally:
+            own.close()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        # Reliability catalogue J6: a GAplic collected while it still owns an open loop
+        # (and whatever runs on it) was never closed: say so, as asyncio does for an
+        # unclosed loop (uvloop does not), and close the loop if it is not running.
+        own = getattr(self, "_own_loop", None)
+        if own is None or own.is_closed() or getattr(self, "_closed", True):
+            return
+        _warn(f"unclosed GAplic {self.name!r}: call close()", ResourceWarning, source=self)
+        if not own.is_running():
             own.close()
 
     def __enter__(self) -> GAplic:
