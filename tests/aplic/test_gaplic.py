@@ -247,6 +247,36 @@ def test_shutdown_callbacks_are_awaited_within_the_grace_period(
     ga.close()
 
 
+def test_cancelled_while_awaiting_shutdown_callbacks_logs_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """run()'s task cancelled during a hung graceful stop (what a second Ctrl-C does to
+    start()): no "_GatheringFuture exception was never retrieved" from asyncio."""
+    import gc
+
+    async def main() -> None:
+        ga = GAplic("cancelled-shutdown", shutdown_grace=60)
+
+        async def never() -> None:
+            await asyncio.sleep(3600)
+
+        ga.add_shutdown_callback(never)
+        task = asyncio.ensure_future(ga.run())
+        await asyncio.sleep(0.01)
+        ga.stop()
+        for _ in range(100):  # until the shutdown callbacks are being awaited
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        ga.close()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(main())
+        gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
 # ----------------------------------------------------------------------------------------
 #   Timers on the GAplic's clock
 # ----------------------------------------------------------------------------------------

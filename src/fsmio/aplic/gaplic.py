@@ -145,6 +145,12 @@ class TimerHandle:
         return f"<TimerHandle {state} at {self.deadline:.6f} {self.callback!r}>"
 
 
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    """Mark ``future``'s outcome as read (see ``GAplic._shutdown``)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class GAplic(GObj):
     """The root gobj of a thread or process; owns the queue, the timers and the loop.
 
@@ -617,6 +623,10 @@ class GAplic(GObj):
                 waits.append(result)
         if waits:
             done = asyncio.gather(*waits, return_exceptions=True)
+            # Cancelled meanwhile (a second Ctrl-C, or run()'s task cancelled), the gather
+            # ends with a CancelledError that wait_for never reads, and asyncio logs
+            # "_GatheringFuture exception was never retrieved" when it is collected.
+            done.add_done_callback(_read_outcome)
             try:
                 results = await asyncio.wait_for(done, self.config.shutdown_grace)
             except TimeoutError:

@@ -762,10 +762,11 @@ def _create_and_run(cfg: AppConfig, gaplic: GAplic, on_started: Any) -> int:
         try:
             gaplic.start()
         except KeyboardInterrupt:
-            # The second Ctrl-C: leave at once, without the graceful close.  asyncio would
-            # report the shutdown work it was cut off from ("_GatheringFuture exception
-            # was never retrieved", with a traceback) when the interpreter collects it:
-            # not news to someone who pressed Ctrl-C twice, and the process is exiting.
+            # The second Ctrl-C: leave at once, without the graceful close.  The
+            # KeyboardInterrupt may land inside any callback, and asyncio could then report
+            # the work it cut off (a task destroyed while pending, with a traceback) when
+            # the interpreter collects it: not news to someone who pressed Ctrl-C twice,
+            # and the process is exiting.
             logging.getLogger("asyncio").disabled = True
             print("fsmio run: interrupted", file=sys.stderr, flush=True)
             return EXIT_INTERRUPTED
