@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import ssl
@@ -293,3 +294,46 @@ def test_gaplic_stop_during_a_handshake(certs: Certs) -> None:
                 assert srv_user.events == [] and list(server.dl_childs) == []
             finally:
                 peer.close()
+
+
+@pytest.mark.parametrize("clean", [True, False], ids=["close_notify", "truncated"])
+def test_a_tls_peer_closing_without_close_notify_is_told_apart(
+    ga: GAplic, certs: Certs, clean: bool
+) -> None:
+    """Catalogue D6: a TLS stream cut without close_notify is ``tls_truncated`` (uvloop
+    tells the two apart; asyncio 3.11's TLS layer reports both as ``eof``).  The data
+    before the close is delivered either way."""
+    import socket
+    import threading
+
+    srv_user, server = tls_server(ga, certs)
+    failures: list[BaseException] = []
+
+    def peer() -> None:
+        try:
+            ctx = ssl.create_default_context(cafile=certs.cafile)
+            raw = socket.create_connection(("127.0.0.1", server.config.port), timeout=10)
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"last words")
+                assert tls.recv(100) == b"last words"  # the server echoes
+                if clean:
+                    tls.unwrap().close()  # close_notify, then the TCP close
+                else:
+                    tls.shutdown(socket.SHUT_WR)  # SSLSocket.shutdown: no close_notify
+                    tls.settimeout(10)
+                    with contextlib.suppress(OSError):
+                        tls.recv(100)  # until the server has closed its side
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    try:
+        drive(ga, lambda: srv_user.count("EV_DISCONNECTED") == 1, timeout=20)
+    finally:
+        thread.join(timeout=20)
+    assert not failures, failures
+    assert srv_user.data() == b"last words"
+    uvloop_in_use = type(ga.loop).__module__.startswith("uvloop")
+    expected = "tls_truncated" if uvloop_in_use and not clean else "eof"
+    assert srv_user.reasons() == [expected]

@@ -84,7 +84,8 @@ Output events (broadcast to the subscriber; every one carries ``gsock``, the GSo
 * ``EV_DISCONNECTED`` — ``reason``: one word: ``eof`` (the peer closed), ``dropped``
   (EV_DROP), ``closed`` (close_when_flushed), ``shutdown`` (the GAplic stopped),
   ``reset``, ``refused``, ``unresolvable``, ``timeout``, ``tls_verify_failed``,
-  ``tls_error``, ``tx_overflow`` (outbuf_max), ``spill_failed`` (the spill file could not
+  ``tls_error``, ``tls_truncated`` (the TLS peer closed without close_notify: on uvloop;
+  asyncio's TLS layer reports it as ``eof``), ``tx_overflow`` (outbuf_max), ``spill_failed`` (the spill file could not
   be written: disk full), ``handler_error``, or ``error``; details are logged.  Exactly
   one per ``EV_CONNECT`` (or per accepted connection): after ``EV_CONNECTED``, or alone
   when the connection never came up.  A destroyed GSock sends nothing.
@@ -896,6 +897,16 @@ class GSock(GObj, asyncio.Protocol):
         if transport is None:
             return
         reason = self._close_reason or _reason_of(exc)
+        if (
+            exc is None
+            and self._close_reason is None
+            and transport.get_extra_info("sslcontext") is not None
+        ):
+            # A TLS peer's close_notify comes to us as eof_received (which sets the
+            # reason); the connection ending with no reason and no error means the TCP
+            # stream ended without it: a truncation (catalogue D6).  uvloop tells them
+            # apart; asyncio 3.11's TLS layer calls eof_received for both (so: "eof").
+            reason = "tls_truncated"
         self._close_reason = None  # this session's; the next one starts clean
         if exc is not None and reason in ("error", "tls_error"):
             (self.logger or _LOG).info("%r: connection lost: %r", self, exc)
