@@ -85,8 +85,9 @@ Output events (broadcast to the subscriber; every one carries ``gsock``, the GSo
   (EV_DROP), ``closed`` (close_when_flushed), ``shutdown`` (the GAplic stopped),
   ``reset``, ``refused``, ``unresolvable``, ``timeout``, ``tls_verify_failed``,
   ``tls_error``, ``tls_truncated`` (the TLS peer closed without close_notify: on uvloop;
-  asyncio's TLS layer reports it as ``eof``), ``tx_overflow`` (outbuf_max), ``spill_failed`` (the spill file could not
-  be written: disk full), ``handler_error``, or ``error``; details are logged.  Exactly
+  asyncio's TLS layer reports it as ``eof``), ``tx_overflow`` (outbuf_max),
+  ``spill_failed`` (the spill file could not be written: disk full), ``handler_error``,
+  or ``error``; details are logged.  Exactly
   one per ``EV_CONNECT`` (or per accepted connection): after ``EV_CONNECTED``, or alone
   when the connection never came up.  A destroyed GSock sends nothing.
 * ``EV_RX_DATA`` — ``data``: bytes received (one event per read of the loop, up to 256
