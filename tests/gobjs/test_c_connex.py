@@ -1496,7 +1496,7 @@ def test_bare_host_and_port_settings_do_not_reach_a_gconnex() -> None:
     with GAplic("bare", port=8000, host="127.0.0.1") as ga:
         connex = ga.create_gobj("c", GConnex, None, destinations=[("127.0.0.1", 9)], disabled=True)
         assert connex.config.destinations == [("127.0.0.1", 9)]
-        assert (connex.host, connex.port) != ("127.0.0.1", 8000)
+        assert (connex.host, connex.port) == ("", 0)  # no attempt yet: untouched by port=
     for key in ("GConnex.port", "c.port"):
         with GAplic("aimed", **{key: 8000}) as ga, pytest.raises(GConfigValidateError):
             ga.create_gobj("c", GConnex, None, destinations=[("127.0.0.1", 9)], disabled=True)
