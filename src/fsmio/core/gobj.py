@@ -228,9 +228,8 @@ def _single_plain(subs: Subscriptions) -> Subscription | None:
     that would be 56 bytes more per publisher, per connection)."""
     if len(subs) != 1:
         return None
-    for sub in subs:
-        return sub if sub.simple else None
-    return None  # pragma: no cover - len(subs) == 1
+    sub = next(iter(subs))
+    return sub if sub.simple else None
 
 
 def _same_subscriber(a: Any, b: Any) -> bool:
