@@ -161,6 +161,7 @@ def _automat_methodical() -> Callable[[], Any] | None:
     except ImportError:
         return None
 
+    # automat's MethodicalMachine API is untyped: its decorators need the ignores below.
     class Light:
         machine = automat.MethodicalMachine()  # type: ignore[no-untyped-call]
 

@@ -711,7 +711,8 @@ class GSock(GObj, asyncio.Protocol):
 
     def mt_send_data(self, data: Any) -> int:
         """Write ``data`` and flush (as EV_SEND_DATA); returns what EV_SEND_DATA returns."""
-        return self.send_event(self, "EV_SEND_DATA", data=data)  # type: ignore[no-any-return]
+        sent: int = self.send_event(self, "EV_SEND_DATA", data=data)
+        return sent
 
     def mt_write(self, data: Any) -> int:
         """Queue ``data`` (bytes, or a latin-1 str); return its length, or -1 if refused
@@ -809,6 +810,7 @@ class GSock(GObj, asyncio.Protocol):
                 kw["server_hostname"] = server_hostname
         try:
             async with asyncio.timeout(config.connect_timeout):
+                # host None (from '') is the local host to asyncio; typeshed says str only.
                 await loop.create_connection(lambda: self, host or None, port, **kw)  # type: ignore[arg-type]
         except asyncio.CancelledError:
             raise
