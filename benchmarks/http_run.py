@@ -570,6 +570,11 @@ def summarize(runs: list[HttpRun]) -> dict[tuple[str, str], dict[str, Any]]:
     return out
 
 
+def ratio(a: float, b: float) -> float:
+    """a / b, NaN when either is unknown or b is zero."""
+    return a / b if b and a == a and b == b else float("nan")
+
+
 def valid_cpu(summary: dict[tuple[str, str], dict[str, Any]], server: str, size: str) -> float:
     """The median CPU/100k of a cell, or NaN when it was not measured or had errors."""
     cell = summary.get((server, size))
@@ -585,18 +590,19 @@ def target_rows(
     for what, server, base, size, limit in TARGETS:
         value = valid_cpu(summary, server, size)
         if base is not None:
-            value = value / valid_cpu(summary, base, size)
-        why = ""
+            value = ratio(value, valid_cpu(summary, base, size))
+        problems = []
         for name in (server, base):
             if name is None:
                 continue
             cell = summary.get((name, size))
             if name in unavailable:
-                why = f"{name} not available"
+                problems.append(f"{name} not available")
             elif cell is None:
-                why = f"{name} not measured"
+                problems.append(f"{name} not measured")
             elif cell["errors"]:
-                why = f"{name} had {cell['errors']} errors"
+                problems.append(f"{name} had {cell['errors']} errors")
+        why = "; ".join(problems)
         met = not why and value == value and value <= limit
         rows.append(
             {
@@ -675,14 +681,15 @@ def render(res: Results, elapsed: float) -> str:
             sat = " (wrk saturated)" if c["wrk_max"] >= WRK_SATURATED else ""
             cells.append(f"{cpu} | {c['rate']:,.0f}{sat} | {c['errors']}")
             floor = valid_cpu(summary, "floor", z.name)
-            vs_floor.append(_fmt(valid_cpu(summary, name, z.name) / floor) + "x")
+            vs = ratio(valid_cpu(summary, name, z.name), floor)
+            vs_floor.append(f"{vs:.2f}x" if vs == vs else "-")
         lines.append(f"| {name} | {' | '.join(cells)} | {' / '.join(vs_floor)} |")
     lines.append("")
     lines += ["## Targets (issue 10)", "", "| target | measured | limit | met |",
               "|---|---:|---:|---|"]  # fmt: skip
     for t in target_rows(summary, res.unavailable):
         unit = "x" if t["ratio"] else " s"
-        value = "not measured" if t["value"] is None else f"{t['value']:.2f}{unit}"
+        value = "-" if t["value"] is None else f"{t['value']:.2f}{unit}"
         met = "met" if t["met"] else "**not met**" + (f" ({t['why']})" if t["why"] else "")
         lines.append(f"| {t['target']} | {value} | ≤ {t['limit']}{unit} | {met} |")
     total_errors = sum(r.errors for r in res.runs)
