@@ -180,7 +180,8 @@ def test_a_missing_server_module_is_reported_not_available(
 ) -> None:
     monkeypatch.setitem(http_run.SERVERS, "ghost", http_run.ServerSpec("no_such_module", "-"))
     unavailable: dict[str, str] = {}
-    with http_run.servers(["ghost", "floor"], {0}, unavailable, lambda _m: None) as live:
+    cpus = set(http_run.cpu_plan()[0])
+    with http_run.servers(["ghost", "floor"], cpus, unavailable, lambda _m: None) as live:
         assert list(live) == ["floor"]
     assert "No module named" in unavailable["ghost"], unavailable
 
