@@ -815,6 +815,17 @@ def machine_info(wrk: str, wrk_how: str) -> dict[str, Any]:
     }
 
 
+def _no_nan(value: Any) -> Any:
+    """``value`` with NaN floats as None: strict JSON has no NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_nan(v) for v in value]
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="fsmio HTTP benchmark: server CPU per request")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 s, one repeat")
@@ -885,7 +896,7 @@ def main(argv: list[str] | None = None) -> int:
             "unavailable": res.unavailable,
             "notes": res.notes,
         }  # fmt: skip
-        out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
+        out.with_suffix(".json").write_text(json.dumps(_no_nan(raw), indent=1) + "\n")
         log(f"wrote {out} and {out.with_suffix('.json')}")
     errors = sum(r.errors for r in res.runs)
     if errors:
