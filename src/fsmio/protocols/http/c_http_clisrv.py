@@ -687,6 +687,22 @@ class GHttpCliSrv(GObj):
         _LOG.debug("%r: request rejected: %s", self, exc)
         self._input_closed = True
         self._unfed = b""
+        parser = self._parser
+        current = parser.current
+        if current is not None:
+            # the error is in a body: that request is the one rejected
+            active = self._active
+            if current is active:
+                self._close_reason = self._close_reason or exc.close_reason
+                if self._resp_started:
+                    self._close(exc.close_reason)
+                else:
+                    self._write_error(active, exc.status, exc.detail)
+                return
+            try:
+                parser.requests.remove(current)
+            except ValueError:  # pragma: no cover - a queued body belongs to a queued request
+                pass
         error_request = HttpRequest()
         error_request.error = exc
         error_request.keep_alive = False
@@ -694,14 +710,14 @@ class GHttpCliSrv(GObj):
 
     def _process(self) -> None:
         """Deliver what can be delivered; then flow control, state and deadline."""
-        if self._processing or self._closed:
+        if self._processing or self._closed or self._st == "ST_CLOSING":
             return
         self._processing = True
         try:
             parser = self._parser
             requests = parser.requests
             settings = self.settings
-            while self._active is None and not self._closed:
+            while self._active is None and self._st != "ST_CLOSING":
                 if not requests:
                     if self._unfed and not parser.dead and not self._input_closed:
                         data = self._unfed
@@ -732,9 +748,8 @@ class GHttpCliSrv(GObj):
                     break  # a small body still arriving
                 requests.popleft()
                 self._deliver(request, streaming)
-            if not self._closed:
-                self._flow()
-                self._update_state()
+            self._flow()
+            self._update_state()
         finally:
             self._processing = False
 
