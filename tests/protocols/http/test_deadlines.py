@@ -3,6 +3,7 @@ body, responseless (504); and the graceful shutdown that lets in-flight response
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -73,10 +74,8 @@ def test_slowloris_does_not_stop_a_fresh_client(http_server: Any) -> None:
             if stop.is_set():
                 return
             for sock in slow:
-                try:
+                with contextlib.suppress(OSError):
                     sock.send(b"GET / HTTP/1.1\r\n" if i == 0 else b"X")
-                except OSError:
-                    pass
             time.sleep(0.05)
 
     thread = threading.Thread(target=trickle)

@@ -94,7 +94,8 @@ def test_pipelined_requests_answered_in_order(http_server: Any) -> None:
     server.app.hooks["EV_HTTP_REQUEST"] = hold
     data = (
         b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(1, 4))
-        + b"GET /4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /5 HTTP/1.1\r\nHost: x\r\n\r\n"
+        + b"GET /4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        + b"GET /5 HTTP/1.1\r\nHost: x\r\n\r\n"
     )
     out = exchange(server, data)
     responses = parse_responses(out)

@@ -372,7 +372,8 @@ def test_upgrade_hands_the_gsock_over_with_the_bytes_after_the_head(http_server:
         app.send_event(
             event.channel.gsock,
             "EV_SEND_DATA",
-            data=b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n",
+            data=b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
+            b"Connection: Upgrade\r\n\r\n",
         )
         gsock = event.channel.hand_over_gsock(event.request, echo)
         assert gsock is not None
