@@ -268,6 +268,10 @@ class WsgiExchange:
         self.started = False
         self.ended = False
         self.waiting_ready = False
+        #: The request body being read before the application runs (a spooled file).
+        self.spool: Any = None
+        #: The exchange holds one of the server's worker slots.
+        self.counted = False
 
     # ------------------------------------------------------------------------------------
     #   Worker thread
@@ -293,9 +297,7 @@ class WsgiExchange:
                             self._add_content_length(len(chunk))
                         self._handoff(chunk)
                 if self.status is None:
-                    raise AssertionError(
-                        "the application returned without calling start_response"
-                    )
+                    raise AssertionError("the application returned without calling start_response")
             finally:
                 close = getattr(app_iter, "close", None)
                 if close is not None:
