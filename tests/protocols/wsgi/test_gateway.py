@@ -153,7 +153,7 @@ def test_write_callable_and_close_called() -> None:
         write(b"written")
         return Body()
 
-    exchange, body = run_app(app)
+    _exchange, body = run_app(app)
     assert body == b"written and iterated"
     assert closed == [True]
 
@@ -288,7 +288,7 @@ def test_file_wrapper(tmp_path: Any) -> None:
         handles.append(handle)
         return environ["wsgi.file_wrapper"](handle, 1000)
 
-    exchange, body = run_app(app)
+    _exchange, body = run_app(app)
     assert body == path.read_bytes()
     assert handles[0].closed
 
