@@ -20,8 +20,6 @@ lifespan            str    auto     ``auto``: run the lifespan scope if the appl
                                     speaks it; ``on``: it must; ``off``: never.
 root_path           str    ''       ASGI ``root_path`` (the mount point behind a proxy);
                                     also prefixed to ``path`` and ``raw_path``.
-asgi_output_window  int    262144   Response bytes queued on the connection past which
-                                    ``send()`` waits for the client (backpressure).
 ready_callback      None   None     Called (no arguments, on the loop) once the server
                                     serves: after a successful lifespan start-up.
 ==================  =====  =======  =======================================================
@@ -51,9 +49,9 @@ with this request's ``receive`` and ``send``.
 * ``send()``: ``http.response.start`` is kept until the first body message; if that one
   is the last (``more_body`` false) the response goes as one ``EV_HTTP_RESPONSE``
   (Content-Length computed).  Otherwise ``EV_HTTP_RESPONSE_START``, then one
-  ``EV_HTTP_RESPONSE_DATA`` per message — and when more than ``asgi_output_window`` bytes
-  are queued on the connection, ``send()`` waits for ``EV_TRANSMIT_READY``: a client
-  that does not read slows the producer down; memory stays bounded.  After the client
+  ``EV_HTTP_RESPONSE_DATA`` per message — and while the connection still has output
+  waiting (``channel.can_write()`` false), ``send()`` waits for ``EV_TRANSMIT_READY``: a
+  client that does not read slows the producer down; memory stays bounded.  After the client
   went away ``send()`` returns without doing anything (uvicorn's behaviour).
 * An exception from the application, or an application that returns without a complete
   response, is logged once; a response not yet started becomes ``500``, one already
@@ -72,7 +70,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from fsmio.core.event import Event
-from fsmio.core.gconfig import add_gconfig, positive_int
+from fsmio.core.gconfig import add_gconfig
 from fsmio.core.gobj import GObj
 from fsmio.protocols.apps import AppNotFound, load_application
 from fsmio.protocols.http.c_http_server import GHTTPSERVER_GCONFIG, GHttpServer
@@ -121,13 +119,6 @@ GASGISERVER_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
         ],
         "lifespan": [str, "auto", 0, _lifespan_mode, "Lifespan scope: auto, on or off."],
         "root_path": [str, "", 0, _root_path, "ASGI root_path (mount point)."],
-        "asgi_output_window": [
-            int,
-            256 * 1024,
-            0,
-            positive_int,
-            "Queued response bytes past which send() waits for the client.",
-        ],
         "ready_callback": [None, None, 0, None, "Called on the loop once the server serves."],
     },
 )
@@ -538,11 +529,9 @@ class GAsgiServer(GObj):
         if self._cycles.get(cycle.channel) is cycle:
             del self._cycles[cycle.channel]
 
-    def _has_room(self, channel: Any) -> bool:
-        gsock = getattr(channel, "gsock", None)
-        if gsock is None:
-            return True
-        return int(gsock.pending_output) < self.config.asgi_output_window
+    @staticmethod
+    def _has_room(channel: Any) -> bool:
+        return bool(channel.can_write())
 
     def _log_app_error(self, cycle: _HttpCycle, exc: BaseException) -> None:
         (self.logger or _LOG).error(

@@ -240,18 +240,23 @@ def _close_spool(exchange: WsgiExchange) -> None:
         spool.close()
 
 
+def _set_reading(channel: Any, on: bool) -> None:
+    """Pause (or resume) reading from a connection whose request waits for a worker.
+
+    The channel has no input event for it (its own flow control pauses its GSock for the
+    pipeline and body limits): this goes to the GSock, as the channel itself does.  While
+    the request waits, the channel only adds reasons to pause, so it does not resume
+    behind our back.
+    """
+    gsock = getattr(channel, "gsock", None)
+    if gsock is not None and not gsock._destroyed:
+        channel.send_event(gsock, "EV_RESUME_READING" if on else "EV_PAUSE_READING")
+
+
 def _server_name(host: str) -> str:
     if not host or host in ("0.0.0.0", "::", "[::]"):
         return "localhost"
     return host
-
-
-def _status_code(status: str) -> int:
-    return int(status[:3])
-
-
-def _header_bytes(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
 
 
 # ----------------------------------------------------------------------------------------
@@ -393,7 +398,7 @@ class GWsgiServer(GObj):
             self._start(exchange)
             return
         self._waiting.append(exchange)
-        self.send_event(exchange.channel, "EV_PAUSE_READING")
+        _set_reading(exchange.channel, False)
 
     def _start(self, exchange: WsgiExchange) -> None:
         assert self._pool is not None
@@ -411,7 +416,7 @@ class GWsgiServer(GObj):
             following = self._waiting.popleft()
             if following.aborted:
                 continue
-            self.send_event(following.channel, "EV_RESUME_READING")
+            _set_reading(following.channel, True)
             self._start(following)
 
     # ------------------------------------------------------------------------------------
@@ -438,8 +443,8 @@ class GWsgiServer(GObj):
                     channel,
                     "EV_HTTP_RESPONSE",
                     request=request,
-                    status=_status_code(exchange.status),
-                    headers=_header_bytes(exchange.headers),
+                    status=exchange.status,
+                    headers=exchange.headers,
                     body=body,
                 )
                 return
@@ -449,8 +454,8 @@ class GWsgiServer(GObj):
                 channel,
                 "EV_HTTP_RESPONSE_START",
                 request=request,
-                status=_status_code(exchange.status),
-                headers=_header_bytes(exchange.headers),
+                status=exchange.status,
+                headers=exchange.headers,
             )
         while True:
             if not self._has_room(channel):
@@ -474,13 +479,11 @@ class GWsgiServer(GObj):
         if self._exchanges.get(exchange.channel) is exchange:
             del self._exchanges[exchange.channel]
 
-    def _has_room(self, channel: Any) -> bool:
+    @staticmethod
+    def _has_room(channel: Any) -> bool:
         """Whether the connection takes more output now (else: wait for
         EV_TRANSMIT_READY)."""
-        gsock = getattr(channel, "gsock", None)
-        if gsock is None:
-            return True
-        return int(gsock.pending_output) < self.config.wsgi_output_window
+        return bool(channel.can_write())
 
     # ------------------------------------------------------------------------------------
     #   Shutdown
