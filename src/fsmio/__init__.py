@@ -45,6 +45,14 @@ from .core.registry import (
     set_global_main_gaplic,
 )
 from .gobjs import GConnex, GServerSock, GSock, GTimer, hexdump
+from .protocols.http import (
+    GHttpCliSrv,
+    GHttpServer,
+    HttpErrorResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpSimpleOkResponse,
+)
 
 __all__ = [
     "EMPTY_FSM",
@@ -64,11 +72,17 @@ __all__ = [
     "GConfigTemplateError",
     "GConfigValidateError",
     "GConnex",
+    "GHttpCliSrv",
+    "GHttpServer",
     "GObj",
     "GObjError",
     "GServerSock",
     "GSock",
     "GTimer",
+    "HttpErrorResponse",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpSimpleOkResponse",
     "MachineError",
     "SMachine",
     "SendDepthError",
