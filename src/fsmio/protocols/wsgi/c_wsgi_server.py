@@ -249,8 +249,13 @@ def _set_reading(channel: Any, on: bool) -> None:
     behind our back.
     """
     gsock = getattr(channel, "gsock", None)
-    if gsock is not None and not gsock._destroyed:
-        channel.send_event(gsock, "EV_RESUME_READING" if on else "EV_PAUSE_READING")
+    if gsock is None or gsock._destroyed:
+        return
+    name = "EV_RESUME_READING" if on else "EV_PAUSE_READING"
+    # A GSock without these inputs (before issue #10 item 1 lands) is left reading: the
+    # channel's own max_pipeline still bounds what it reads ahead.
+    if name in gsock.get_event_list():
+        channel.send_event(gsock, name)
 
 
 def _server_name(host: str) -> str:
