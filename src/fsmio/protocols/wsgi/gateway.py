@@ -397,7 +397,8 @@ class WsgiExchange:
         with self._cond:
             self.finished = True
             self.committed = True
-            if not self._wake_pending and not self.aborted:
+            # Even when aborted: the loop learns that the worker is free.
+            if not self._wake_pending:
                 self._wake_pending = wake = True
         if wake:
             self._wake_fn(self)
