@@ -128,6 +128,7 @@ class HttpSettings:
     __slots__ = (
         "auto_read_body",
         "body_timeout",
+        "durations",
         "expose_tracebacks",
         "header_timeout",
         "identity",
@@ -167,6 +168,16 @@ class HttpSettings:
         for name, value in kw.items():
             setattr(self, name, value)
         self.server_line = server_header(self.identity)
+        # the deadline of each state (seconds; 0: none), looked up per state change
+        self.durations: dict[str, float] = {
+            "ST_WAIT_REQUEST": float(self.keepalive_timeout),
+            "ST_READ_HEADERS": float(self.header_timeout),
+            "ST_READ_BODY": float(self.body_timeout),
+            "ST_WAIT_RESPONSE": float(self.responseless_timeout or self.inactivity_timeout),
+            "ST_SEND_RESPONSE": float(self.inactivity_timeout),
+            "ST_UPGRADED": 0.0,
+            "ST_CLOSING": 0.0,
+        }
 
 
 _DEFAULT_SETTINGS = HttpSettings()
@@ -389,6 +400,7 @@ class GHttpCliSrv(GObj):
         "_ginsfsm",
         "_input_closed",
         "_keep_alive",
+        "_max_requests",
         "_n_requests",
         "_parser",
         "_paused",
@@ -425,6 +437,7 @@ class GHttpCliSrv(GObj):
         self._ginsfsm: HttpResponse | None = None
         self._input_closed = False
         self._keep_alive = True
+        self._max_requests = 1 << 62
         self._n_requests = 0
         self._paused = False
         self._processing = False
@@ -453,6 +466,7 @@ class GHttpCliSrv(GObj):
         if settings is None:
             settings = self.settings = _DEFAULT_SETTINGS
         self.server_line = settings.server_line
+        self._max_requests = settings.keep_alive_max_requests or 1 << 62
         self._parser = RequestParser(
             max_request_line=settings.max_request_line,
             max_header_size=settings.max_request_header_size,
@@ -479,10 +493,11 @@ class GHttpCliSrv(GObj):
     #   Public methods
     # ------------------------------------------------------------------------------------
     def can_write(self) -> bool:
-        """Whether a streamed response can take more now: nothing written earlier is
-        still waiting in the GSock.  When False, wait for ``EV_TRANSMIT_READY``."""
+        """Whether a streamed response can take more now (the GSock's ``write_paused``
+        is false).  When False, stop and wait for ``EV_TRANSMIT_READY``: it is sure to
+        come (unless the connection ends first)."""
         gsock = self.gsock
-        return not self._closed and gsock is not None and gsock.pending_output == 0
+        return not self._closed and gsock is not None and not gsock.write_paused
 
     def output_pending(self) -> int:
         """Bytes written to the connection and not yet handed to the kernel."""
@@ -500,8 +515,17 @@ class GHttpCliSrv(GObj):
         if type(body) is not bytes:
             body = _as_body(body)
         parts: list[bytes] = []
+        if (
+            request.keep_alive
+            and request._body_complete
+            and not (request.upgrade or self._stopping or self._input_closed)
+            and self._n_requests < self._max_requests
+        ):
+            keep = True
+        else:
+            keep = self._may_keep(request)
         code, framing, _, keep_alive = encode_head(
-            parts, request, status, headers, len(body), self.server_line, self._may_keep(request)
+            parts, request, status, headers, len(body), self.server_line, keep
         )
         if code < 200:
             raise ValueError(f"status {code}: interim (1xx) responses are not supported")
@@ -687,6 +711,20 @@ class GHttpCliSrv(GObj):
         _LOG.debug("%r: request rejected: %s", self, exc)
         self._input_closed = True
         self._unfed = b""
+        parser = self._parser
+        current = parser.current
+        if current is not None:
+            # the error is in a body: that request is the one rejected
+            active = self._active
+            if current is active:
+                self._close_reason = self._close_reason or exc.close_reason
+                if self._resp_started:
+                    self._close(exc.close_reason)
+                else:
+                    self._write_error(active, exc.status, exc.detail)
+                return
+            if current in parser.requests:
+                parser.requests.remove(current)
         error_request = HttpRequest()
         error_request.error = exc
         error_request.keep_alive = False
@@ -694,14 +732,14 @@ class GHttpCliSrv(GObj):
 
     def _process(self) -> None:
         """Deliver what can be delivered; then flow control, state and deadline."""
-        if self._processing or self._closed:
+        if self._processing or self._closed or self._st == "ST_CLOSING":
             return
         self._processing = True
         try:
             parser = self._parser
             requests = parser.requests
             settings = self.settings
-            while self._active is None and not self._closed:
+            while self._active is None and self._st != "ST_CLOSING":
                 if not requests:
                     if self._unfed and not parser.dead and not self._input_closed:
                         data = self._unfed
@@ -732,7 +770,15 @@ class GHttpCliSrv(GObj):
                     break  # a small body still arriving
                 requests.popleft()
                 self._deliver(request, streaming)
-            if not self._closed:
+            if (
+                self._paused
+                or self._unfed
+                or requests
+                or parser.current is not None
+                or parser._in_head
+                or self._active is not None
+                or self._st != "ST_WAIT_REQUEST"
+            ):
                 self._flow()
                 self._update_state()
         finally:
@@ -971,7 +1017,10 @@ class GHttpCliSrv(GObj):
             self.set_new_state(state)
         self._since = since
         self._deadline_kind = kind
-        seconds = self._seconds()
+        if kind is None:
+            seconds = self.settings.durations[state]
+        else:
+            seconds = self._seconds()
         if seconds > 0:
             deadline = since + seconds
             timer = self._timer

@@ -110,11 +110,8 @@ class RequestParser:
         "_head_fed",
         "_head_size",
         "_headers",
-        "_hosts",
         "_in_head",
-        "_n_headers",
         "_parser",
-        "_te",
         "_url",
         "current",
         "dead",
@@ -153,9 +150,6 @@ class RequestParser:
         self._in_head = False
         self._head_fed = 0
         self._head_size = 0
-        self._n_headers = 0
-        self._hosts = 0
-        self._te: bytes | None = None
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body_limit = max_body_size
@@ -180,7 +174,14 @@ class RequestParser:
             return len(data)
         size = len(data)
         if size <= SLICE:
-            self._feed(data)
+            # _feed(), inlined: the common case of every request
+            try:
+                self._parser.feed_data(data)
+            except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+                self._stopped(exc, data)
+                return size
+            if self._in_head:
+                self._count_head(size)
             return size
         offset = 0
         view = memoryview(data)
@@ -202,25 +203,34 @@ class RequestParser:
         """Parse one slice; return whether parsing has stopped (an upgrade)."""
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            self.dead = True
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._stopped(exc, data)
+            return True
+        if self._in_head:
+            self._count_head(len(data))
+        return False
+
+    def _stopped(self, exc: Exception, data: bytes | memoryview) -> None:
+        """llhttp stopped: an upgrade (keep what follows its head), or an error (raise
+        the HttpError a callback stored, or a 400)."""
+        self.dead = True
+        if isinstance(exc, httptools.HttpParserUpgrade):
             offset = int(exc.args[0]) if exc.args else len(data)
             self.upgrade_data = bytes(data[offset:])
-            return True
-        except httptools.HttpParserError as exc:
+            return
+        error = self._error
+        if error is not None:
+            raise error from None
+        raise HttpError(400, "bad_request", f"malformed request: {exc}") from None
+
+    def _count_head(self, size: int) -> None:
+        """A read ended inside a request head: count it toward the head limits."""
+        self._head_fed += size
+        if self._head_fed > self.max_request_line + self.max_header_size:
             self.dead = True
-            error = self._error
-            if error is not None:
-                raise error from None
-            raise HttpError(400, "bad_request", f"malformed request: {exc}") from None
-        if self._in_head:
-            self._head_fed += len(data)
-            if self._head_fed > self.max_request_line + self.max_header_size:
-                self.dead = True
-                if self._n_headers == 0 and len(self._url) > 0:
-                    raise HttpError(414, "too_large", "request line too long")
-                raise HttpError(431, "too_large", "request header block too large")
-        return False
+            if not self._headers and self._url:
+                raise HttpError(414, "too_large", "request line too long")
+            raise HttpError(431, "too_large", "request header block too large")
 
     def _fail(self, status: int, reason: str, detail: str) -> NoReturn:
         error = self._error = HttpError(status, reason, detail)
@@ -233,9 +243,6 @@ class RequestParser:
         self._in_head = True
         self._head_fed = 0
         self._head_size = 0
-        self._n_headers = 0
-        self._hosts = 0
-        self._te = None
         self._url = b""
         self._headers = []
 
@@ -245,7 +252,7 @@ class RequestParser:
             self._fail(414, "too_large", f"request-target longer than {self.max_request_line}")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
+        size = self._head_size = self._head_size + len(name) + len(value) + 4
         if value and value[-1] in (32, 9):
             value = value.rstrip(b" \t")
         name = name.lower()
@@ -253,20 +260,16 @@ class RequestParser:
             # a trailer field of a chunked body
             current = self.current
             if current is not None:
-                if self._head_size > self.max_header_size:
+                if size > self.max_header_size:
                     self._fail(431, "too_large", "trailer fields too large")
-                current.trailers.append((name, value))
+                current.trailers = [*current.trailers, (name, value)]
             return
-        self._n_headers += 1
-        if self._n_headers > self.max_headers:
+        headers = self._headers
+        headers.append((name, value))
+        if len(headers) > self.max_headers:
             self._fail(431, "too_large", f"more than {self.max_headers} header fields")
-        if self._head_size > self.max_header_size:
+        if size > self.max_header_size:
             self._fail(431, "too_large", f"header block larger than {self.max_header_size}")
-        if name == b"host":
-            self._hosts += 1
-        elif name == b"transfer-encoding":
-            self._te = value if self._te is None else self._te + b"," + value
-        self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -274,73 +277,76 @@ class RequestParser:
         version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             self._fail(505, "bad_request", f"HTTP version {version} not supported")
+        http11 = version == "1.1"
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method)
         if method is None:
             method = raw_method.decode("ascii")
             if len(_METHODS) < 64:
                 _METHODS[raw_method] = method
-        url = self._url
-        hosts = self._hosts
-        if hosts != 1 and (hosts > 1 or version == "1.1"):
-            self._fail(400, "bad_request", "HTTP/1.1 needs exactly one Host header")
-        if method == "CONNECT":
-            self._fail(501, "bad_request", "CONNECT is not supported")
-        first = url[:1]
-        if first != b"/":
-            if url == b"*":
-                if method != "OPTIONS":
-                    self._fail(400, "bad_request", "'*' is a target for OPTIONS only")
-            elif not (url.startswith((b"http://", b"https://"))):
-                self._fail(400, "bad_request", "request-target is neither a path nor a URL")
+        headers = self._headers
+        self._headers = []
         request = HttpRequest.__new__(HttpRequest)
         request.method = method
-        request.target = url
         request.http_version = version
-        headers = request.headers = self._headers
-        self._headers = []
-        if first == b"/" and b"?" not in url and b"%" not in url and b"#" not in url:
-            request.raw_path = url
-            request.query = b""
-            request.path = url.decode("latin-1")
-        else:
-            request.raw_path, request.query, request.path = split_target(url)
-        keep_alive = parser.should_keep_alive()
-        request.upgrade = parser.should_upgrade()
-        request.chunked = False
-        request.content_length = None
-        request.expect_continue = False
-        te = self._te
-        if te is not None:
-            if te.strip().lower() != b"chunked":
-                self._fail(501, "bad_request", "only the chunked transfer coding is supported")
-            request.chunked = True
-            if version == "1.0":
-                keep_alive = False
+        request.headers = headers
+        hosts = 0
+        keep_alive = http11
+        te: bytes | None = None
         for hname, value in headers:
-            if hname == b"content-length":
-                length = int(value)
+            if hname == b"host":
+                hosts += 1
+            elif hname == b"content-length":
+                length = int(value)  # llhttp checked it: digits, one value, no overflow
                 if length > self.max_body_size:
                     self._fail(
                         413, "too_large", f"Content-Length above the limit {self.max_body_size}"
                     )
                 request.content_length = length
-            elif hname == b"expect" and version == "1.1":
+                if length:
+                    request._body_chunks = []
+            elif hname == b"connection":
+                tokens = value.lower()
+                if http11:
+                    if b"close" in tokens:
+                        keep_alive = False
+                elif b"keep-alive" in tokens:
+                    keep_alive = True
+            elif hname == b"transfer-encoding":
+                te = value if te is None else te + b"," + value
+            elif hname == b"expect" and http11:
                 if value.lower() != b"100-continue":
                     self._fail(417, "bad_request", "only Expect: 100-continue is supported")
                 request.expect_continue = True
+            elif hname == b"upgrade":
+                request.upgrade = parser.should_upgrade()
+        if hosts != 1 and (hosts > 1 or http11):
+            self._fail(400, "bad_request", "HTTP/1.1 needs exactly one Host header")
+        if te is not None:
+            if te.strip().lower() != b"chunked":
+                self._fail(501, "bad_request", "only the chunked transfer coding is supported")
+            request.chunked = True
+            request._body_chunks = []
+            if not http11:
+                keep_alive = False  # RFC 9112 section 6.1
+        if method == "CONNECT":
+            self._fail(501, "bad_request", "CONNECT is not supported")
+        url = self._url
+        request.target = url
+        if url[:1] == b"/" and b"?" not in url and b"%" not in url and b"#" not in url:
+            request.raw_path = url
+            request.path = url.decode("latin-1")
+        else:
+            if url[:1] != b"/":
+                if url == b"*":
+                    if method != "OPTIONS":
+                        self._fail(400, "bad_request", "'*' is a target for OPTIONS only")
+                elif not url.startswith((b"http://", b"https://")):
+                    self._fail(400, "bad_request", "request-target is neither a path nor a URL")
+            request.raw_path, request.query, request.path = split_target(url)
         request.keep_alive = keep_alive
-        request.body = b""
-        request.streaming = False
-        request.id = 0
-        request.channel = None
-        request.url_scheme = self.url_scheme
-        request.trailers = []
-        request.error = None
-        request._body_chunks = []
-        request._body_buffered = 0
-        request._body_received = 0
-        request._body_complete = False
+        if self.url_scheme != "http":
+            request.url_scheme = self.url_scheme
         self.current = request
         self._head_size = 0  # from here on: the trailer fields' size
         self.requests.append(request)
@@ -352,7 +358,10 @@ class RequestParser:
         received = request._body_received = request._body_received + len(piece)
         if received > self.max_body_size:
             self._fail(413, "too_large", f"body larger than {self.max_body_size}")
-        request._body_chunks.append(piece)
+        chunks = request._body_chunks
+        if isinstance(chunks, tuple):  # pragma: no cover - the head gave it a list
+            chunks = request._body_chunks = []
+        chunks.append(piece)
         request._body_buffered += len(piece)
 
     def on_message_complete(self) -> None:

@@ -48,31 +48,33 @@ __all__ = ["HttpRequest"]
 class HttpRequest:
     """One HTTP request (see the module documentation)."""
 
-    __slots__ = (
-        "_body_buffered",
-        "_body_chunks",
-        "_body_complete",
-        "_body_received",
-        "body",
-        "channel",
-        "chunked",
-        "content_length",
-        "error",
-        "expect_continue",
-        "headers",
-        "http_version",
-        "id",
-        "keep_alive",
-        "method",
-        "path",
-        "query",
-        "raw_path",
-        "streaming",
-        "target",
-        "trailers",
-        "upgrade",
-        "url_scheme",
-    )
+    # No __slots__: a request lives for one exchange, and most of its attributes keep
+    # their class default (an instance stores only what the parser sets: measured 0.3 us
+    # against 0.8 us per request with every slot filled).
+    method = "GET"
+    target = b"/"
+    raw_path = b"/"
+    query = b""
+    path = "/"
+    http_version = "1.1"
+    headers: list[tuple[bytes, bytes]] = []  # replaced per request, never mutated
+    keep_alive = True
+    body = b""
+    streaming = False
+    expect_continue = False
+    content_length: int | None = None
+    chunked = False
+    id = 0
+    channel: Any = None
+    url_scheme = "http"
+    upgrade = False
+    trailers: list[tuple[bytes, bytes]] | tuple[()] = ()
+    error: Any = None
+    # The channel's body bookkeeping (pieces parsed but not yet handed over).
+    _body_chunks: list[bytes] | tuple[()] = ()
+    _body_buffered = 0
+    _body_received = 0
+    _body_complete = False
 
     def __init__(
         self,
@@ -84,25 +86,9 @@ class HttpRequest:
         self.method = method
         self.target = target
         self.http_version = http_version
-        self.headers: list[tuple[bytes, bytes]] = [] if headers is None else headers
+        self.headers = [] if headers is None else headers
         self.raw_path, self.query, self.path = split_target(target)
         self.keep_alive = http_version == "1.1"
-        self.body = b""
-        self.streaming = False
-        self.expect_continue = False
-        self.content_length: int | None = None
-        self.chunked = False
-        self.id = 0
-        self.channel: Any = None
-        self.url_scheme = "http"
-        self.upgrade = False
-        self.trailers: list[tuple[bytes, bytes]] = []
-        self.error: Any = None
-        # The channel's body bookkeeping (pieces parsed but not yet handed over).
-        self._body_chunks: list[bytes] = []
-        self._body_buffered = 0
-        self._body_received = 0
-        self._body_complete = False
 
     # ------------------------------------------------------------------------------------
     #   Lookups

@@ -136,6 +136,69 @@ def _as_header_bytes(item: Any, what: str) -> bytes:
     raise ValueError(f"response header {what} must be str or bytes, not {item!r}")
 
 
+#: (block, Content-Length, chunked, has Connection, Connection: close) per header tuple.
+_HeaderInfo = tuple[bytes, int | None, bool, bool, bool]
+_HEADER_CACHE: dict[int, tuple[Any, _HeaderInfo]] = {}
+
+
+def _encode_headers(headers: Iterable[Any]) -> _HeaderInfo:
+    """The application's headers as one block (without Content-Length,
+    Transfer-Encoding, Date and Server, which ``encode_head`` writes), checked.  A tuple
+    of (bytes or str) pairs is immutable: its result is cached (an application passing
+    the same constant tuple pays for the checks once)."""
+    cacheable = type(headers) is tuple
+    if cacheable:
+        hit = _HEADER_CACHE.get(id(headers))
+        if hit is not None and hit[0] is headers:
+            return hit[1]
+    parts: list[bytes] = []
+    length: int | None = None
+    chunked = False
+    has_connection = False
+    close = False
+    for item in headers:
+        if type(item) is not tuple:
+            cacheable = False
+        try:
+            name, value = item
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"a response header must be a (name, value) pair, not {item!r}"
+            ) from None
+        if not isinstance(name, (bytes, str)) or not isinstance(value, (bytes, str)):
+            cacheable = False
+        name = _as_header_bytes(name, "name")
+        value = _as_header_bytes(value, "value")
+        if not name or _BAD_NAME(name):
+            raise ValueError(f"response header name {name!r} is not an HTTP token")
+        if _BAD_VALUE(value):
+            raise ValueError(f"response header {name!r}: value {value!r} contains CR, LF or NUL")
+        lname = name.lower()
+        if lname == b"content-length":
+            stripped = value.strip()
+            if not stripped.isdigit():
+                raise ValueError(f"response Content-Length {value!r} is not a number")
+            length = int(stripped)
+            continue
+        if lname == b"transfer-encoding":
+            if value.strip().lower() != b"chunked":
+                raise ValueError(f"response Transfer-Encoding {value!r}: only chunked is done")
+            chunked = True
+            continue
+        if lname == b"connection":
+            has_connection = True
+            close = close or b"close" in value.lower()
+        elif lname == b"date" or lname == b"server":
+            continue  # the server's own
+        parts += (name, b": ", value, b"\r\n")
+    info = (b"".join(parts), length, chunked, has_connection, close)
+    if cacheable:
+        if len(_HEADER_CACHE) >= 256:
+            _HEADER_CACHE.clear()
+        _HEADER_CACHE[id(headers)] = (headers, info)
+    return info
+
+
 def encode_head(
     parts: list[bytes],
     request: Any,
@@ -154,87 +217,67 @@ def encode_head(
     may serve another request afterwards.  Raises ``ValueError`` for bad headers.
     """
     http11 = request.http_version == "1.1"
-    code, line = status_line(http11, status)
-    parts.append(line)
-    app_length: int | None = None
-    app_te = False
-    app_connection = False
-    no_body = code < 200 or code == 204 or code == 304
-    for item in headers:
-        try:
-            name, value = item
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"a response header must be a (name, value) pair, not {item!r}"
-            ) from None
-        name = _as_header_bytes(name, "name")
-        value = _as_header_bytes(value, "value")
-        if not name or _BAD_NAME(name):
-            raise ValueError(f"response header name {name!r} is not an HTTP token")
-        if _BAD_VALUE(value):
-            raise ValueError(f"response header {name!r}: value {value!r} contains CR, LF or NUL")
-        lname = name.lower()
-        if lname == b"content-length":
-            try:
-                app_length = int(value)
-            except ValueError:
-                raise ValueError(f"response Content-Length {value!r} is not a number") from None
-            if app_length < 0 or not value.strip().isdigit():
-                raise ValueError(f"response Content-Length {value!r} is not a number")
-            if code < 200 or code == 204:
-                continue  # never on 1xx and 204
-        elif lname == b"transfer-encoding":
-            if value.strip().lower() != b"chunked":
-                raise ValueError(f"response Transfer-Encoding {value!r}: only chunked is done")
-            if code < 200 or code == 204 or not http11:
-                continue
-            app_te = True
-        elif lname == b"connection":
-            app_connection = True
-            if b"close" in value.lower():
-                keep_alive = False
-        elif lname == b"date" or lname == b"server":
-            continue  # the server's own
-        parts += (name, b": ", value, b"\r\n")
-    if server:
-        parts.append(server)
-    parts.append(date_header())
-    content_length: int | None = None
-    if no_body or request.method == "HEAD":
+    if type(status) is int and (http11, status) in _STATUS_LINES:
+        code, line = status, _STATUS_LINES[(http11, status)]
+    else:
+        code, line = status_line(http11, status)
+    hit = _HEADER_CACHE.get(id(headers))
+    if hit is not None and hit[0] is headers:
+        block, app_length, app_te, has_connection, close = hit[1]
+    else:
+        block, app_length, app_te, has_connection, close = _encode_headers(headers)
+    if close:
+        keep_alive = False
+    head_only = request.method == "HEAD"
+    if code < 200 or code == 204:
+        app_length = None  # never on 1xx and 204
+        app_te = False
         framing = FRAMING_NONE
-        if request.method == "HEAD" and not no_body:
-            # the headers a GET would get
-            if app_te:
-                pass
-            elif app_length is None and body_length is not None:
-                parts.append(b"Content-Length: %d\r\n" % body_length)
-            elif app_length is None and http11:
-                parts.append(b"Transfer-Encoding: chunked\r\n")
-    elif app_te:
+    elif code == 304 or head_only:
+        framing = FRAMING_NONE
+    elif app_te and http11:
         framing = FRAMING_CHUNKED
-    elif app_length is not None:
-        if body_length is not None and body_length != app_length:
-            raise ValueError(
-                f"response Content-Length {app_length} but the body has {body_length} bytes"
-            )
+    elif app_length is not None or body_length is not None:
         framing = FRAMING_LENGTH
-        content_length = app_length
-    elif body_length is not None:
-        framing = FRAMING_LENGTH
-        content_length = body_length
-        parts.append(b"Content-Length: %d\r\n" % body_length)
     elif http11:
         framing = FRAMING_CHUNKED
-        parts.append(b"Transfer-Encoding: chunked\r\n")
     else:
         framing = FRAMING_CLOSE
         keep_alive = False
-    if not app_connection:
-        if not keep_alive:
-            parts.append(b"Connection: close\r\n")
-        elif not http11:
-            parts.append(b"Connection: keep-alive\r\n")
-    parts.append(b"\r\n")
+    if (
+        framing == FRAMING_LENGTH
+        and body_length not in (None, app_length)
+        and app_length is not None
+    ):
+        raise ValueError(
+            f"response Content-Length {app_length} but the body has {body_length} bytes"
+        )
+    # the framing headers: the same for HEAD as for GET
+    if app_te and http11 and code >= 200 and code != 204:
+        framing_line = b"Transfer-Encoding: chunked\r\n"
+    elif app_length is not None:
+        framing_line = b"Content-Length: %d\r\n" % app_length
+    elif code < 200 or code == 204 or code == 304:
+        framing_line = b""
+    elif body_length is not None:
+        framing_line = b"Content-Length: %d\r\n" % body_length
+    elif http11:
+        framing_line = b"Transfer-Encoding: chunked\r\n"
+    else:
+        framing_line = b""
+    if has_connection:
+        connection = b""
+    elif not keep_alive:
+        connection = b"Connection: close\r\n"
+    elif not http11:
+        connection = b"Connection: keep-alive\r\n"
+    else:
+        connection = b""
+    parts += (line, block, server, date_header(), framing_line, connection, b"\r\n")
+    if framing == FRAMING_LENGTH:
+        content_length = app_length if app_length is not None else body_length
+    else:
+        content_length = None
     return code, framing, content_length, keep_alive
 
 
