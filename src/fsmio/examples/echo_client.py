@@ -42,6 +42,13 @@ over after ``--deadline`` seconds (``--timeout`` is an older name of it), an ech
 differs, or ``--connect-attempts`` consecutive attempts failed (default: never give up).
 Stopped by SIGINT or SIGTERM before the end: ``FAILED: interrupted``, exit 1; a second
 SIGINT leaves at once with exit 130, like ``fsmio run``.
+
+As a gobj (``fsmio run examples/echo_client.toml``, ``examples/echo.toml``) the
+``EchoClient`` takes the parameters of ``CLIENT_GCONFIG``: ``destinations`` (or ``host``
+and ``port``), ``count``, ``size``, ``timeout`` (the deadline), ``connect_attempts``,
+``ssl_options``, and the GConnex's own ``timeout_waiting_connected``,
+``timeout_between_connections``, ``backoff_factor``, ``backoff_max``, ``backoff_jitter`` and
+``timeout_inactivity``, handed to it as they are.
 """
 
 from __future__ import annotations
@@ -57,7 +64,15 @@ from typing import Any
 from fsmio.aplic.gaplic import GAplic
 from fsmio.core.errors import GConfigValidateError
 from fsmio.core.event import Event
-from fsmio.core.gconfig import finite_number, fraction, number_in, positive_number
+from fsmio.core.gconfig import (
+    finite_number,
+    fraction,
+    non_negative_int,
+    number_in,
+    port_number,
+    positive_int,
+    positive_number,
+)
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_connex import GConnex, parse_destinations
 from fsmio.gobjs.c_timer import GTimer
@@ -400,7 +415,8 @@ def _checked(validator: Callable[[Any], Any], convert: Callable[[Any], Any] = fl
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fsmio.examples.echo_client",
-        description=(__doc__ or "").split("\n\n")[0],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add(
@@ -411,62 +427,101 @@ def build_parser() -> argparse.ArgumentParser:
         help="a server; repeat it or give a comma list for several (round-robin failover)",
     )
     add("--host", default="127.0.0.1", help="server host (with --port)")
-    add("--port", type=int, help="server port: the same as --connect HOST:PORT")
+    add(
+        "--port",
+        type=_checked(port_number, int),
+        help="server port (with --host: --connect HOST:PORT)",
+    )
     add("--tls", action="store_true", help="use TLS, verifying against the system's CAs")
-    add("--cafile", "--tls-ca", dest="cafile", help="PEM CA file to verify with (implies --tls)")
-    add("--server-hostname", help="name checked in the certificate and sent as SNI (--tls)")
-    add("--count", type=_checked(number_in(0, integer=True), int), default=100)
-    add("--size", type=_checked(number_in(1, integer=True), int), default=1024)
+    add(
+        "--cafile",
+        "--tls-ca",
+        dest="cafile",
+        metavar="PEM",
+        help="CA file to verify with (implies --tls)",
+    )
+    add(
+        "--server-hostname",
+        metavar="NAME",
+        help="name checked in the certificate and sent as SNI (--tls)",
+    )
+    add(
+        "--count",
+        type=_checked(non_negative_int, int),
+        default=100,
+        metavar="N",
+        help="messages to send (default 100)",
+    )
+    add(
+        "--size",
+        type=_checked(positive_int, int),
+        default=1024,
+        metavar="BYTES",
+        help="bytes per message (default 1024)",
+    )
     add(
         "--deadline",
         "--timeout",
         dest="deadline",
+        metavar="S",
         type=_checked(positive_number),
         default=30.0,
         help="seconds for the whole run, reconnections included (default 30)",
     )
     add(
         "--connect-timeout",
+        metavar="S",
         type=_checked(positive_number),
         default=10.0,
         help="seconds one connect attempt may take (default 10)",
     )
     add(
         "--retry-interval",
+        metavar="S",
         type=_checked(positive_number),
         default=0.5,
         help="seconds between rounds of failed attempts (default 0.5)",
     )
     add(
         "--backoff-factor",
+        metavar="F",
         type=_checked(number_in(1)),
         default=1.0,
         help="each failed round multiplies the interval by this (default 1: fixed)",
     )
     add(
         "--backoff-max",
+        metavar="S",
         type=_checked(positive_number),
         default=30.0,
         help="the longest wait between rounds (default 30)",
     )
     add(
         "--backoff-jitter",
+        metavar="J",
         type=_checked(fraction),
         default=0.0,
         help="0..1: each wait is multiplied by a random 1 ± this (default 0)",
     )
     add(
         "--inactivity-timeout",
+        metavar="S",
         type=_checked(positive_number),
         help="drop a connection idle this many seconds and make a new one (default: off)",
     )
     add(
         "--connect-attempts",
+        metavar="N",
         type=int,
         default=0,
         help="give up after this many consecutive failed attempts (default 0: never)",
     )
-    add("--log-level", default="WARNING", help="logging level (stderr; default WARNING)")
+    add(
+        "--log-level",
+        default="WARNING",
+        metavar="LEVEL",
+        help="logging level (stderr; default WARNING)",
+    )
     return parser
 
 
@@ -477,10 +532,13 @@ def _destinations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         return [(args.host, args.port)]
     if not args.connect:
         parser.error("no server: give --connect HOST:PORT (or --host and --port)")
-    try:
-        return parse_destinations(",".join(args.connect))
-    except ValueError as exc:
-        parser.error(f"--connect: {exc}")
+    destinations = []
+    for text in args.connect:
+        try:
+            destinations += parse_destinations(text)
+        except ValueError as exc:
+            parser.error(f"--connect {text!r}: {exc}")
+    return destinations
 
 
 def main(argv: list[str] | None = None) -> int:
