@@ -124,8 +124,14 @@ def test_failover_refused_refused_live(start_server: Callable[..., Server], tmp_
     ok(result.stdout, 200, 700, 0)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 2, result.stderr  # one line per failed attempt, nothing else
-    assert f"connect to 127.0.0.1:{dead1} failed: refused (attempt 1)" in lines[0]
-    assert f"connect to 127.0.0.1:{dead2} failed: refused (attempt 2)" in lines[1]
+    assert (
+        f"connect to 127.0.0.1:{dead1} failed: refused (attempt 1); next destination now"
+        in (lines[0])
+    )
+    assert (
+        f"connect to 127.0.0.1:{dead2} failed: refused (attempt 2); next attempt in 5 s"
+        in (lines[1])
+    )
     assert server.stop(signal.SIGTERM) == 0, server.stderr()
 
 
@@ -180,6 +186,26 @@ def test_backoff_factor_doubles_the_wait_up_to_its_maximum(tmp_path: Path) -> No
     gaps = [b - a for a, b in itertools.pairwise(times)]
     for gap, expected in zip(gaps, (0.1, 0.2, 0.4, 0.4), strict=True):
         assert abs(gap - expected) <= 0.2 * expected, gaps
+
+
+@pytest.mark.slow
+def test_jittered_waits_are_announced_and_kept(tmp_path: Path) -> None:
+    port = closed_port()
+    result = run_client(
+        tmp_path,
+        *("--port", str(port), "--retry-interval", "0.1", "--backoff-jitter", "0.5"),
+        *("--connect-attempts", "16"),
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if "failed: refused" in line]
+    assert len(lines) == 15
+    announced = [float(re.findall(r"next attempt in ([\d.]+) s", line)[0]) for line in lines]
+    assert all(0.05 <= wait <= 0.15 for wait in announced), announced
+    assert len(set(announced)) > 5  # jittered, not fixed
+    times = stamps(result.stderr, "failed: refused")
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    kept = [abs(gap - wait) <= 0.2 * wait for gap, wait in zip(gaps, announced, strict=False)]
+    assert kept.count(True) >= len(kept) - 1, list(zip(gaps, announced, strict=False))
 
 
 @pytest.fixture

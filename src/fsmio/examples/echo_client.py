@@ -238,11 +238,17 @@ def ac_connect_failed(self: EchoClient, event: Event) -> None:
             f"({kw['attempts']} attempt{'s' if kw['attempts'] != 1 else ''})"
         )
         return
+    retry_in = kw.get("retry_in", -1)
     _LOG.warning(
-        "connect to %s failed: %s (attempt %d)",
+        "connect to %s failed: %s (attempt %d); %s",
         _host_port(kw["host"], kw["port"]),
         kw["reason"],
         kw["attempts"],
+        "next destination now"
+        if retry_in == 0
+        else f"next attempt in {retry_in:.3g} s"
+        if retry_in > 0
+        else "no retry",
     )
 
 
