@@ -143,6 +143,11 @@ def test_client_against_a_closed_port_fails_clearly(tmp_path: Path) -> None:
     assert result.stderr.count("giving up after 3 failed attempts") == 1
     assert f"echo_client: FAILED: cannot connect to 127.0.0.1:{port}: refused" in result.stderr
     assert "Traceback" not in result.stderr
+    # Still one line per failed attempt at INFO (the GSock's own line shows at DEBUG).
+    result = run_client(tmp_path, *args, "--connect-attempts", "3", "--log-level", "INFO")
+    assert result.stderr.count(f"127.0.0.1:{port} failed") == 2, result.stderr
+    result = run_client(tmp_path, *args, "--connect-attempts", "3", "--log-level", "DEBUG")
+    assert result.stderr.count(f"127.0.0.1:{port} failed") == 3 + 2, result.stderr
     # By default it never gives up: only its deadline ends the run.
     started = time.monotonic()
     result = run_client(tmp_path, *args, "--deadline", "1")
