@@ -436,7 +436,8 @@ def test_renamed_and_suppressed_outputs(env: Env) -> None:
 
 def test_transmit_ready_only_to_a_subscriber_that_takes_it(env: Env) -> None:
     """The GSock says EV_TRANSMIT_READY after connect and after waits; a subscriber
-    without a row for it must not get a NOT ACCEPTED warning (or, strict, an exception) per message."""
+    without a row for it must not get a NOT ACCEPTED warning (or, strict, an exception)
+    per message."""
     quiet_fsm = {
         "event_list": ("EV_CONNECTED: bottom input",),
         "state_list": ("ST_IDLE",),
