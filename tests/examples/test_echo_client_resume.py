@@ -376,6 +376,23 @@ def test_a_half_echoed_message_is_sent_again_and_counted_once(
     assert "resuming at message 3 of 5" in result.stderr
 
 
+def test_a_close_right_after_a_whole_echo_resumes_at_the_next_message(
+    scripted: Callable[..., ScriptedServer], tmp_path: Path
+) -> None:
+    # Message 1 comes back whole with the server's FIN; message 2 goes to a dying
+    # connection and is sent again on the next one.
+    server = scripted(1000, "close")
+    result = run_client(
+        tmp_path,
+        *("--port", str(server.port), "--count", "3", "--size", "1000"),
+        *("--retry-interval", "0.05", "--deadline", "20"),
+    )
+    assert result.returncode == 0, result.stderr
+    ok(result.stdout, 3, 1000, 1)
+    assert re.search(r"lost: \w+; 1 of 3 messages echoed\n", result.stderr), result.stderr
+    assert "resuming at message 2 of 3" in result.stderr
+
+
 def test_a_wrong_byte_in_a_half_echoed_message_is_a_mismatch(
     scripted: Callable[..., ScriptedServer], tmp_path: Path
 ) -> None:
