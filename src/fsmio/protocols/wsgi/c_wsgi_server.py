@@ -244,16 +244,16 @@ def _set_reading(channel: Any, on: bool) -> None:
     """Pause (or resume) reading from a connection whose request waits for a worker.
 
     The channel has no input event for it (its own flow control pauses its GSock for the
-    pipeline and body limits): this goes to the GSock, as the channel itself does.  While
-    the request waits, the channel only adds reasons to pause, so it does not resume
-    behind our back.
+    pipeline and body limits), so this goes to the GSock, as the channel itself does.  A
+    resume is not sent while the channel holds its own pause (``max_pipeline`` reached...):
+    the channel resumes when its reason is gone.
     """
     gsock = getattr(channel, "gsock", None)
     if gsock is None or gsock._destroyed:
         return
+    if on and getattr(channel, "_paused", False):
+        return
     name = "EV_RESUME_READING" if on else "EV_PAUSE_READING"
-    # A GSock without these inputs (before issue #10 item 1 lands) is left reading: the
-    # channel's own max_pipeline still bounds what it reads ahead.
     if name in gsock.get_event_list():
         channel.send_event(gsock, name)
 
