@@ -1,4 +1,5 @@
-"""The ``fsmio`` command (also ``python -m fsmio``): ``run``, ``draw``, ``check``, ``trace``.
+"""The ``fsmio`` command (also ``python -m fsmio``): ``run``, ``draw``, ``check``, ``trace``,
+``serve``.
 
 Every command reports bad input as one clear ``fsmio <command>: error: ...`` message on
 standard error and a non-zero exit code, never a traceback (``--traceback`` shows it, for
@@ -139,7 +140,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", action="append", default=[], metavar="ST", help="only in this state; repeatable"
     )
     trace.add_argument("--no-time", action="store_true", help="leave the timestamps out")
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="serve an ASGI or WSGI application (module:app), as uvicorn does",
+        description="Serve the ASGI 3 or WSGI application APP ('package.module:attr') over "
+        "HTTP/1.1 until SIGTERM or SIGINT. Prints one line with the address once serving. "
+        "See docs/wsgi_asgi.md.",
+    )
+    serve.add_argument("app", metavar="APP", help="the application: package.module:attr")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: a free one)")
+    serve.add_argument(
+        "--interface",
+        choices=("auto", "asgi", "wsgi"),
+        default="auto",
+        help="application interface (default auto: an async callable is ASGI)",
+    )
+    serve.add_argument("--ssl-certfile", metavar="FILE", help="PEM certificate chain (TLS)")
+    serve.add_argument("--ssl-keyfile", metavar="FILE", help="PEM private key")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        type=str.upper,
+        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
+        metavar="LEVEL",
+        help="critical, error, warning, info (default) or debug",
+    )
+    serve.add_argument("--root-path", default="", help="ASGI root_path / WSGI SCRIPT_NAME")
+    serve.add_argument(
+        "--lifespan", choices=("auto", "on", "off"), default="auto", help="ASGI lifespan"
+    )
+    serve.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
@@ -221,7 +257,30 @@ def cmd_trace(args: argparse.Namespace) -> int:
     )
 
 
-COMMANDS = {"run": cmd_run, "draw": cmd_draw, "check": cmd_check, "trace": cmd_trace}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(
+        args.app,
+        host=args.host,
+        port=args.port,
+        interface=args.interface,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        log_level=args.log_level,
+        root_path=args.root_path,
+        lifespan=args.lifespan,
+        threads=args.threads,
+    )
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "draw": cmd_draw,
+    "check": cmd_check,
+    "trace": cmd_trace,
+    "serve": cmd_serve,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
