@@ -31,13 +31,16 @@ import argparse
 import datetime as dt
 import http.client
 import importlib.metadata
+import io
 import json
 import os
 import platform
+import pstats
 import re
 import resource
 import select
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -262,9 +265,20 @@ def children_cpu_seconds() -> float:
 class Server:
     """A server program, started pinned, waited for READY, and checked with one request."""
 
-    def __init__(self, name: str, spec: ServerSpec, cpus: set[int], timeout: float = 30.0):
+    def __init__(
+        self,
+        name: str,
+        spec: ServerSpec,
+        cpus: set[int],
+        timeout: float = 30.0,
+        profile: Path | None = None,
+    ) -> None:
         self.name = name
-        self.argv = [PY, "-m", f"benchmarks.http_servers.{spec.module}",
+        self.profile = profile
+        # Under cProfile the stats are written when the program ends by itself: stop() then
+        # sends SIGINT, which every server here turns into a normal exit or an exception.
+        profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        self.argv = [PY, *profiler, "-m", f"benchmarks.http_servers.{spec.module}",
                      "--host", "127.0.0.1", "--port", "0"]  # fmt: skip
         # Closed by stop(), which every path through here and the callers reach.
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
@@ -293,6 +307,10 @@ class Server:
 
     def stop(self) -> str:
         """Stop the server (SIGTERM, then SIGKILL) and return the end of its stderr."""
+        if self.proc.poll() is None and self.profile:
+            self.proc.send_signal(signal.SIGINT)
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(15)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -339,14 +357,22 @@ def probe(host: str, port: int, timeout: float = 10.0) -> None:
 
 @contextmanager
 def servers(
-    names: list[str], cpus: set[int], unavailable: dict[str, str], log: Callable[[str], None]
+    names: list[str],
+    cpus: set[int],
+    unavailable: dict[str, str],
+    log: Callable[[str], None],
+    profile_dir: Path | None = None,
 ) -> Iterator[dict[str, Server]]:
-    """Start the servers; one that cannot start or answers wrong goes to ``unavailable``."""
+    """Start the servers; one that cannot start or answers wrong goes to ``unavailable``.
+
+    With ``profile_dir`` each runs under cProfile, writing ``<name>.prof`` there on exit.
+    """
     live: dict[str, Server] = {}
     try:
         for name in names:
             try:
-                server = Server(name, SERVERS[name], cpus)
+                prof = profile_dir / f"{name}.prof" if profile_dir else None
+                server = Server(name, SERVERS[name], cpus, profile=prof)
             except RuntimeError as exc:
                 unavailable[name] = str(exc).removeprefix(f"{name}: ")
                 log(f"{name}: not available: {unavailable[name]}")
@@ -508,6 +534,7 @@ def run_all(
     repeat: int,
     connections: int,
     log: Callable[[str], None],
+    profile_dir: Path | None = None,
 ) -> None:
     server_cpus, load_cpus = cpu_plan()
 
@@ -515,7 +542,7 @@ def run_all(
         return measure(server, size, r, wrk=wrk, seconds=secs, connections=connections,
                        server_cpus=server_cpus, load_cpus=load_cpus)  # fmt: skip
 
-    with servers(names, server_cpus, res.unavailable, log) as live:
+    with servers(names, server_cpus, res.unavailable, log, profile_dir) as live:
         order = [n for n in names if n in live]
         if warmup:
             for name in order:
@@ -535,6 +562,34 @@ def run_all(
                         f"core)  wrk {run.wrk_share:.0%}  errors {run.errors}"
                         + (f" ({run.error_detail})" if run.error_detail else "")
                     )
+
+
+def profile_report(profile_dir: Path, names: list[str], top: int = 30) -> str:
+    """The functions where each profiled server spent its time, by own time, as Markdown."""
+    parts = [
+        "# Where the servers' time goes (cProfile)",
+        "",
+        (
+            "Each server ran the whole benchmark under `python -m cProfile`: the profiler's "
+            "own cost inflates every figure (the benchmark's table from this run compares "
+            f"nothing). The {top} functions with the most time of their own (tottime), then "
+            "by cumulative time. cProfile sees the main thread only: the work of worker "
+            "threads (waitress's, GWsgiServer's pool) is not in it. The event loop's own "
+            "time (C, waiting included) shows as `run`."
+        ),
+        "",
+    ]
+    for name in names:
+        path = profile_dir / f"{name}.prof"
+        if not path.exists():
+            parts += [f"## {name}", "", "no profile written (the server did not exit by itself)"]
+            continue
+        for order in ("tottime", "cumulative"):
+            buf = io.StringIO()
+            pstats.Stats(str(path), stream=buf).strip_dirs().sort_stats(order).print_stats(top)
+            text = buf.getvalue().strip()
+            parts += [f"## {name}, by {order}", "", "```", text[text.find("ncalls") :], "```", ""]
+    return "\n".join(parts)
 
 
 # ----------------------------------------------------------------------------------------
@@ -617,6 +672,12 @@ def target_rows(
     return rows
 
 
+def _mode(settings: dict[str, Any]) -> str:
+    if settings.get("profile"):
+        return "PROFILED under cProfile (the profiler's cost inflates every figure)"
+    return "QUICK (smoke run: the figures mean nothing)" if settings["quick"] else "full"
+
+
 def _fmt(v: float | None, spec: str = ".2f") -> str:
     return "-" if v is None or v != v else format(v, spec)
 
@@ -639,7 +700,7 @@ def render(res: Results, elapsed: float) -> str:
         f"| kernel | {m['kernel']} |",
         f"| load average before / after | {m['loadavg_before']} / {m['loadavg_after']} |",
         (
-            f"| mode | {'QUICK (smoke run: the figures mean nothing)' if s['quick'] else 'full'}"
+            f"| mode | {_mode(s)}"
             f", {s['repeat']} x {s['seconds']} s per cell after a {s['warmup']} s warm-up, "
             f"{s['connections']} connections, {elapsed:.0f} s in all |"
         ),
@@ -836,6 +897,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=100, help="keep-alive connections")
     parser.add_argument("--servers", help=f"comma-separated among {','.join(SERVERS)}")
     parser.add_argument("--sizes", help=f"comma-separated among {','.join(SIZES)}")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the servers under cProfile and write where their time goes "
+        "(<out>-cprofile.md, or print it); the figures are then inflated",
+    )
     args = parser.parse_args(argv)
     names = list(SERVERS)
     if args.servers:
@@ -870,14 +937,18 @@ def main(argv: list[str] | None = None) -> int:
         machine_info(wrk, how),
         {"quick": args.quick, "repeat": repeat, "seconds": seconds, "warmup": warmup,
          "connections": args.connections, "sizes": [z.name for z in sizes],
+         "profile": args.profile,
          "server_cpus": sorted(server_cpus), "load_cpus": sorted(load_cpus)},
     )  # fmt: skip
     if server_cpus == load_cpus:
         res.notes.append("One usable CPU: servers and wrk shared it; the rates mean little.")
     with suppress(OSError):  # this process only waits: keep it off the servers' CPU
         os.sched_setaffinity(0, load_cpus)
-    run_all(res, names, sizes, wrk=wrk, seconds=seconds, warmup=warmup, repeat=repeat,
-            connections=args.connections, log=log)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="fsmio-http-prof-") as tmp:
+        profile_dir = Path(tmp) if args.profile else None
+        run_all(res, names, sizes, wrk=wrk, seconds=seconds, warmup=warmup, repeat=repeat,
+                connections=args.connections, log=log, profile_dir=profile_dir)  # fmt: skip
+        profiles = profile_report(Path(tmp), names) if args.profile else ""
     res.machine["loadavg_after"] = loadavg()
     text = render(res, time.monotonic() - t0)
     print(text)
@@ -898,6 +969,12 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         out.with_suffix(".json").write_text(json.dumps(_no_nan(raw), indent=1) + "\n")
         log(f"wrote {out} and {out.with_suffix('.json')}")
+        if profiles:
+            prof_out = out.with_name(f"{out.stem}-cprofile.md")
+            prof_out.write_text(profiles + "\n")
+            log(f"wrote {prof_out}")
+    elif profiles:
+        print(profiles)
     errors = sum(r.errors for r in res.runs)
     if errors:
         log(f"{errors} response errors: see the errors columns (those cells are INVALID)")

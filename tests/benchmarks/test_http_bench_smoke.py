@@ -186,6 +186,15 @@ def test_a_missing_server_module_is_reported_not_available(
     assert "No module named" in unavailable["ghost"], unavailable
 
 
+def test_profile_of_a_server(tmp_path: Path) -> None:
+    cpus = set(http_run.cpu_plan()[0])
+    with http_run.servers(["floor"], cpus, {}, lambda _m: None, profile_dir=tmp_path) as live:
+        assert list(live) == ["floor"]  # and probe() sent it both requests
+    report = http_run.profile_report(tmp_path, ["floor"], top=5000)  # 2 requests: imports lead
+    assert "## floor, by tottime" in report and "## floor, by cumulative" in report
+    assert "floor.py" in report and "(on_message_complete)" in report
+
+
 # A stand-in for wrk: the same arguments, keep-alive GETs on a few connections, and the
 # report lines the harness reads, in wrk's format.  Not a load generator: it proves the
 # harness's plumbing (pinning, CPU window, parsing, checks, table) without wrk.
