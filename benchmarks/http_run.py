@@ -514,6 +514,14 @@ def measure(
     )
 
 
+def failed_run(server: str, size: str, repeat: int, why: str) -> HttpRun:
+    """The record of a run whose wrk failed: one error, no figures."""
+    return HttpRun(server=server, size=size, repeat=repeat, requests=0, seconds=0.0, wall=0.0,
+                   requests_per_s=0.0, server_cpu=0.0, wrk_cpu=0.0, neighbours=None,
+                   p50_ms=None, p99_ms=None, bytes_per_response=0.0, errors=1,
+                   error_detail=why[:500])  # fmt: skip
+
+
 @dataclass
 class Results:
     machine: dict[str, Any]
@@ -539,8 +547,11 @@ def run_all(
     server_cpus, load_cpus = cpu_plan()
 
     def one(server: Server, size: Size, r: int, secs: int) -> HttpRun:
-        return measure(server, size, r, wrk=wrk, seconds=secs, connections=connections,
-                       server_cpus=server_cpus, load_cpus=load_cpus)  # fmt: skip
+        try:
+            return measure(server, size, r, wrk=wrk, seconds=secs, connections=connections,
+                           server_cpus=server_cpus, load_cpus=load_cpus)  # fmt: skip
+        except (RuntimeError, ValueError) as exc:  # wrk failed: an error of this cell
+            return failed_run(server.name, size.name, r, str(exc))
 
     with servers(names, server_cpus, res.unavailable, log, profile_dir) as live:
         order = [n for n in names if n in live]
@@ -604,20 +615,21 @@ def summarize(runs: list[HttpRun]) -> dict[tuple[str, str], dict[str, Any]]:
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for key in dict.fromkeys((r.server, r.size) for r in runs):
         rs = [r for r in runs if (r.server, r.size) == key]
-        cpus = [r.cpu_per_100k for r in rs]
-        neighbours = [r.neighbours for r in rs if r.neighbours is not None]
+        done = [r for r in rs if r.requests]  # a run whose wrk failed has no figures
+        cpus = [r.cpu_per_100k for r in done] or [float("nan")]
+        neighbours = [r.neighbours for r in done if r.neighbours is not None]
         out[key] = {
             "cpu": _med(cpus),
             "cpu_min": min(cpus),
             "cpu_max": max(cpus),
-            "rate": _med([r.requests_per_s for r in rs]),
-            "p50": _med([r.p50_ms for r in rs if r.p50_ms is not None]),
-            "p99": _med([r.p99_ms for r in rs if r.p99_ms is not None]),
-            "server_share": _med([r.server_share for r in rs]),
-            "wrk_share": _med([r.wrk_share for r in rs]),
-            "wrk_max": max(r.wrk_share for r in rs),
+            "rate": _med([r.requests_per_s for r in done]),
+            "p50": _med([r.p50_ms for r in done if r.p50_ms is not None]),
+            "p99": _med([r.p99_ms for r in done if r.p99_ms is not None]),
+            "server_share": _med([r.server_share for r in done]),
+            "wrk_share": _med([r.wrk_share for r in done]),
+            "wrk_max": max((r.wrk_share for r in done), default=float("nan")),
             "neighbours": _med(neighbours) if neighbours else None,
-            "bytes": _med([r.bytes_per_response for r in rs]),
+            "bytes": _med([r.bytes_per_response for r in done]),
             "errors": sum(r.errors for r in rs),
             "error_detail": "; ".join(r.error_detail for r in rs if r.error_detail),
             "n": len(rs),
@@ -738,9 +750,9 @@ def render(res: Results, elapsed: float) -> str:
                 cells.append("- | - | -")
                 vs_floor.append("-")
                 continue
-            cpu = f"**{c['cpu']:.2f}**" if not c["errors"] else f"~~{c['cpu']:.2f}~~ INVALID"
+            cpu = f"**{_fmt(c['cpu'])}**" if not c["errors"] else f"~~{_fmt(c['cpu'])}~~ INVALID"
             sat = " (wrk saturated)" if c["wrk_max"] >= WRK_SATURATED else ""
-            cells.append(f"{cpu} | {c['rate']:,.0f}{sat} | {c['errors']}")
+            cells.append(f"{cpu} | {_fmt(c['rate'], ',.0f')}{sat} | {c['errors']}")
             floor = valid_cpu(summary, "floor", z.name)
             vs = ratio(valid_cpu(summary, name, z.name), floor)
             vs_floor.append(f"{vs:.2f}x" if vs == vs else "-")
@@ -777,12 +789,13 @@ def render(res: Results, elapsed: float) -> str:
             sat = " **saturated**" if c["wrk_max"] >= WRK_SATURATED else ""
             errs = str(c["errors"]) + (f": {c['error_detail']}" if c["error_detail"] else "")
             lines.append(
-                f"| {name} | {SERVERS[name].what} | {c['rate']:,.0f} "
+                f"| {name} | {SERVERS[name].what} | {_fmt(c['rate'], ',.0f')} "
                 f"| {_fmt(c['p50'])} / {_fmt(c['p99'])} "
-                f"| {c['cpu']:.3f} [{c['cpu_min']:.3f}-{c['cpu_max']:.3f}] "
-                f"| {c['server_share']:.0%} | {c['wrk_share']:.0%}{sat} "
-                f"| {_fmt(c['neighbours'] and c['neighbours'] * 100, '.0f')} % "
-                f"| {c['bytes']:,.0f} | {errs} |"
+                f"| {_fmt(c['cpu'], '.3f')} [{_fmt(c['cpu_min'], '.3f')}-"
+                f"{_fmt(c['cpu_max'], '.3f')}] "
+                f"| {_fmt(c['server_share'], '.0%')} | {_fmt(c['wrk_share'], '.0%')}{sat} "
+                f"| {_fmt(c['neighbours'], '.0%')} "
+                f"| {_fmt(c['bytes'], ',.0f')} | {errs} |"
             )
         lines.append("")
     lines += [

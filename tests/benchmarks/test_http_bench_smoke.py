@@ -306,6 +306,7 @@ def test_the_table_marks_errors_saturation_and_targets() -> None:
         _run("uvicorn", "64k", 2.5),
         _run("fsmio-asgi", "hello", 1.0),
         _run("fsmio-asgi", "64k", 2.4),
+        http_run.failed_run("fsmio-wsgi", "hello", 0, "wrk exited 1: unable to connect"),
     ]
     res.unavailable = {"waitress": "ModuleNotFoundError: No module named 'waitress'"}
     text = http_run.render(res, 1.0)
@@ -319,13 +320,15 @@ def test_the_table_marks_errors_saturation_and_targets() -> None:
     assert rows["GAsgiServer / uvicorn, 64 KiB"]["value"] == pytest.approx(0.96)
     assert not rows["GAsgiServer / uvicorn, 64 KiB"]["met"]
     assert rows["GWsgiServer / waitress, hello"]["why"] == (
-        "fsmio-wsgi not measured; waitress not available"
+        "fsmio-wsgi had 1 errors; waitress not available"
     )
     assert "| fsmio-native | **0.90** | 100,000 | 0 | ~~1.40~~ INVALID | 100,000 | 3 |" in text
     assert "(wrk saturated)" in text and "**saturated**" in text
     assert "| GAsgiServer / uvicorn, hello | 0.50x | ≤ 0.8x | met |" in text
     assert "| 0.96x | ≤ 0.8x | **not met** |" in text
-    assert "| 3 errors in 8 runs | 0 | **not met** |" in text
+    assert "| 4 errors in 9 runs | 0 | **not met** |" in text
+    assert "| fsmio-wsgi | ~~-~~ INVALID | - | 1 |" in text
+    assert "1: wrk exited 1: unable to connect |" in text
     assert "not available: ModuleNotFoundError: No module named 'waitress'" in text
 
 
