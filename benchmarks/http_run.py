@@ -23,6 +23,9 @@ with ``apt-get`` (Debian package ``wrk``), otherwise the benchmark stops with a 
 saying how to get it.  A server whose program cannot start (its package is not
 installed, or fsmio does not have that server yet) is reported "not available" with the
 reason; the others still run.
+
+``--profile`` runs the servers under cProfile and writes where their time goes next to
+the table (``<out>-cprofile.md``); the figures of such a run are inflated by the profiler.
 """
 
 from __future__ import annotations
