@@ -308,6 +308,14 @@ class GWsgiServer(GObj):
         self.effective_host = config.host
         self.server_name = _server_name(config.host)
         self._pool = WorkerPool(config.threads, name=f"wsgi-{self.name or 'server'}")
+        (self.logger or _LOG).info(
+            "%s: serving WSGI on %s://%s:%d (%d worker threads)",
+            self.name or "GWsgiServer",
+            config.url_scheme or ("https" if config.ssl_options else "http"),
+            config.host or "0.0.0.0",
+            self.effective_port,
+            config.threads,
+        )
         if self.gaplic is not None:
             self.gaplic.add_shutdown_callback(self._on_shutdown)
             if config.ready_callback is not None:
