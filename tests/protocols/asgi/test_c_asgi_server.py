@@ -126,23 +126,26 @@ def test_starlette_routes_body_and_lifespan_state() -> None:
 
 
 def test_starlette_streaming_response() -> None:
-    with serving(GAsgiServer, application=starlette_app()) as srv, httpx.Client(timeout=10) as client:
-        with client.stream("GET", srv.url + "/stream") as response:
-            assert response.status_code == 200
-            assert response.headers["transfer-encoding"] == "chunked"
-            text = b"".join(response.iter_bytes()).decode()
+    with (
+        serving(GAsgiServer, application=starlette_app()) as srv,
+        httpx.Client(timeout=10) as client,
+        client.stream("GET", srv.url + "/stream") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["transfer-encoding"] == "chunked"
+        text = b"".join(response.iter_bytes()).decode()
     assert text == "".join(f"{n}\n" for n in range(100))
 
 
 @pytest.mark.parametrize("size", [0, 1000, 3 * 1024 * 1024])
 def test_starlette_request_body_streamed(size: int) -> None:
     payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
-    with serving(GAsgiServer, application=starlette_app()) as srv:
-        with httpx.Client(timeout=30) as client:
-            fixed = client.post(srv.url + "/upload", content=payload)
-            chunked = client.post(
-                srv.url + "/upload", content=iter([payload[:10], payload[10:]])
-            )
+    with (
+        serving(GAsgiServer, application=starlette_app()) as srv,
+        httpx.Client(timeout=30) as client,
+    ):
+        fixed = client.post(srv.url + "/upload", content=payload)
+        chunked = client.post(srv.url + "/upload", content=iter([payload[:10], payload[10:]]))
     expected = {"size": size, "sha256": hashlib.sha256(payload).hexdigest()}
     assert fixed.json() == expected
     assert chunked.json() == expected
@@ -159,10 +162,13 @@ def test_http_disconnect_reaches_the_application() -> None:
 
 
 def test_application_error_is_a_500_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR), serving(GAsgiServer, application=starlette_app()) as srv:
-        with httpx.Client(timeout=10) as client:
-            response = client.get(srv.url + "/boom")
-            assert client.get(srv.url + "/items/1").status_code == 200  # the server goes on
+    with (
+        caplog.at_level(logging.ERROR),
+        serving(GAsgiServer, application=starlette_app()) as srv,
+        httpx.Client(timeout=10) as client,
+    ):
+        response = client.get(srv.url + "/boom")
+        assert client.get(srv.url + "/items/1").status_code == 200  # the server goes on
     assert response.status_code == 500
     assert b"starlette handler failed" not in response.content
     records = [r for r in caplog.records if "starlette handler failed" in str(r.exc_info)]
@@ -236,12 +242,15 @@ def test_root_path_and_raw_asgi_app() -> None:
 
 
 def test_incomplete_responses(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR), serving(GAsgiServer, application=raw_app) as srv:
-        with httpx.Client(base_url=srv.url, timeout=10) as client:
-            assert client.get("/nothing").status_code == 500
-            assert client.get("/bad").status_code == 500
-            with pytest.raises(httpx.RemoteProtocolError):
-                client.get("/half")
+    with (
+        caplog.at_level(logging.ERROR),
+        serving(GAsgiServer, application=raw_app) as srv,
+        httpx.Client(base_url=srv.url, timeout=10) as client,
+    ):
+        assert client.get("/nothing").status_code == 500
+        assert client.get("/bad").status_code == 500
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get("/half")
     assert "without starting response" in caplog.text
     assert "without completing response" in caplog.text
     assert "'status' must be an int" in caplog.text

@@ -135,7 +135,7 @@ def test_application_error_is_a_500_logged_once(caplog: pytest.LogCaptureFixture
         raise ValueError("the application failed")
 
     with caplog.at_level(logging.ERROR), serving(GWsgiServer, application=app) as srv:
-        status, headers, body = get(srv.port, "/boom")
+        status, _headers, body = get(srv.port, "/boom")
         # and the server goes on
         assert get(srv.port, "/boom")[0] == 500
     assert status == 500
@@ -257,7 +257,7 @@ def test_file_wrapper(tmp_path: Path) -> None:
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return environ["wsgi.file_wrapper"](open(path, "rb"), 32768)  # noqa: SIM115
+        return environ["wsgi.file_wrapper"](open(path, "rb"), 32768)
 
     with serving(GWsgiServer, application=app) as srv, httpx.Client(timeout=10) as client:
         response = client.get(srv.url)
@@ -291,9 +291,11 @@ def payload_of(size: int) -> bytes:
 def test_large_wsgi_input_spooled(size: int) -> None:
     info: list[tuple[str, bool]] = []
     payload = payload_of(size)
-    with serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv:
-        with httpx.Client(timeout=30) as client:
-            response = client.post(srv.url + "/upload", content=payload)
+    with (
+        serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv,
+        httpx.Client(timeout=30) as client,
+    ):
+        response = client.post(srv.url + "/upload", content=payload)
     assert response.status_code == 200
     assert response.content == hashlib.sha256(payload).hexdigest().encode()
     assert info[0][0] == str(size)
@@ -305,9 +307,11 @@ def test_large_wsgi_input_spooled(size: int) -> None:
 def test_chunked_wsgi_input(size: int) -> None:
     info: list[tuple[str, bool]] = []
     payload = payload_of(size)
-    with serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv:
-        with httpx.Client(timeout=30) as client:
-            response = client.post(srv.url + "/upload", content=iter([payload[:7], payload[7:]]))
+    with (
+        serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv,
+        httpx.Client(timeout=30) as client,
+    ):
+        response = client.post(srv.url + "/upload", content=iter([payload[:7], payload[7:]]))
     assert response.status_code == 200
     assert response.content == hashlib.sha256(payload).hexdigest().encode()
     assert info[0][0] == ""  # chunked: no CONTENT_LENGTH
