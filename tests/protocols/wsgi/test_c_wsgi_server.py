@@ -119,15 +119,31 @@ def test_pool_fills_reading_pauses_and_nothing_is_lost() -> None:
         assert entered.acquire(timeout=10) and entered.acquire(timeout=10)
         wait_until(lambda: server.waiting == 4, what="4 requests waiting for a worker")
         assert server.running == 2
+        # the connections of the waiting requests are not read any more
+        waiting = list(server._waiting)
+        assert all(exchange.channel.gsock.reading_paused for exchange in waiting)
+        # a connection with two pipelined requests, arriving while the pool is full
+        pipelined = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        pipelined.sendall(
+            b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        wait_until(lambda: server.waiting == 5, what="the pipelined request waits too")
         assert not entered.acquire(timeout=0.2)  # no third thread
         release.set()
         for thread in clients:
             thread.join(20)
+        replies = b""
+        for _ in range(1000):
+            if replies.count(b"HTTP/1.1 200 OK") == 2 and replies.endswith(b"/p2"):
+                break
+            replies += pipelined.recv(65536)
+        pipelined.close()
         wait_until(lambda: server.running == 0 and server.waiting == 0)
     assert sorted(results) == list(range(6))
     for n, (status, _, body) in results.items():
         assert status == 200
         assert body == f"/r{n}".encode()
+    assert replies.index(b"/p1") < replies.index(b"/p2")
 
 
 def test_application_error_is_a_500_logged_once(caplog: pytest.LogCaptureFixture) -> None:
