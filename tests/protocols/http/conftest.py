@@ -123,8 +123,7 @@ class HttpServerThread:
             time.sleep(0.005)
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-        return sock
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
     def stop(self) -> None:
         self.gaplic.stop()

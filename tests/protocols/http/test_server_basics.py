@@ -94,7 +94,8 @@ def test_pipelined_requests_answered_in_order(http_server: Any) -> None:
     server.app.hooks["EV_HTTP_REQUEST"] = hold
     data = (
         b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(1, 4))
-        + b"GET /4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /5 HTTP/1.1\r\nHost: x\r\n\r\n"
+        + b"GET /4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        + b"GET /5 HTTP/1.1\r\nHost: x\r\n\r\n"
     )
     out = exchange(server, data)
     responses = parse_responses(out)
@@ -171,3 +172,106 @@ def test_keep_alive_max_requests(http_server: Any) -> None:
         server.app.close_reasons() == ["closed"]
         or server.wait_for(lambda: server.app.close_reasons() == ["closed"]) is None
     )
+
+
+def test_https_with_ssl_options(http_server: Any, tmp_path: Any) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile, cafile = tmp_path / "s.pem", tmp_path / "s.key", tmp_path / "ca.pem"
+    for blob in cert.cert_chain_pems:
+        blob.write_to_path(str(certfile), append=True)
+    cert.private_key_pem.write_to_path(str(keyfile))
+    ca.cert_pem.write_to_path(str(cafile))
+    server = http_server(ssl_options={"certfile": str(certfile), "keyfile": str(keyfile)})
+    import ssl
+
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(cafile))) as client:
+        response = client.get(f"https://127.0.0.1:{server.port}/secure")
+        again = client.post(f"https://127.0.0.1:{server.port}/echo", content=b"over tls")
+    assert response.status_code == 200 and response.content == b"hello"
+    assert again.content == b"over tls"
+    assert server.app.requests()[0].url_scheme == "https"
+
+
+def test_pipeline_bound_pauses_reading_and_loses_nothing(http_server: Any) -> None:
+    server = http_server(max_pipeline=4)
+    paused: list[bool] = []
+
+    def later(self: App, event: Event) -> None:
+        channel, request = event.channel, event.request
+        paused.append(channel.gsock.reading_paused)
+
+        def answer() -> None:
+            self.send_event(
+                channel, "EV_HTTP_RESPONSE", request=request, status=200, body=request.path.encode()
+            )
+
+        self.gaplic.call_later(0.001, answer)
+
+    server.app.hooks["EV_HTTP_REQUEST"] = later
+    n = 300
+    data = b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(n))
+    data += b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    out = exchange(server, data, timeout=20)
+    bodies = [body for _, _, body in parse_responses(out)]
+    assert bodies == [b"/%d" % i for i in range(n)] + [b"/last"]
+    assert any(paused)  # the queue filled up: reading was paused meanwhile
+
+
+def test_maximum_simultaneous_requests_bounds_the_queue(http_server: Any) -> None:
+    server = http_server(maximum_simultaneous_requests=2)
+    assert server.server.settings.max_pipeline == 2
+    out = exchange(
+        server,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 5
+        + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert len(parse_responses(out)) == 6
+
+
+def test_ginsfsm_response_interrupt_and_async_finish(http_server: Any) -> None:
+    from fsmio import HttpResponse
+    from fsmio.protocols.http.response import ResponseInterrupt
+
+    class Later(HttpResponse):
+        def execute(self) -> None:
+            self.complete = True
+            self.response_headers.append(("Content-Type", "text/plain"))
+            self.write(b"part1 ")
+            raise ResponseInterrupt()
+
+    def on_request(app: App, event: Event) -> None:
+        channel = event.source[-1]
+        app.send_event(channel, "EV_HTTP_RESPONSE", response=Later(event.request))
+
+        def finish() -> None:
+            channel.write(b"part2")
+            channel.finish()
+
+        app.gaplic.call_later(0.05, finish)
+
+    server = http_server()
+    server.app.hooks["EV_HTTP_REQUEST"] = on_request
+    out = exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    ((status, headers, body),) = parse_responses(out)
+    assert status == 200 and body == b"part1 part2"
+    assert headers["transfer-encoding"] == "chunked"
+
+
+def test_application_error_in_ginsfsm_execute_gives_500(http_server: Any) -> None:
+    from fsmio import HttpResponse
+
+    class Broken(HttpResponse):
+        def execute(self) -> None:
+            raise RuntimeError("boom")
+
+    server = http_server()
+    server.app.hooks["EV_HTTP_REQUEST"] = lambda app, ev: app.send_event(
+        ev.channel, "EV_HTTP_RESPONSE", response=Broken(ev.request)
+    )
+    out = exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    ((status, headers, body),) = parse_responses(out)
+    assert status == 500 and b"boom" not in body
+    assert headers["connection"] == "close"

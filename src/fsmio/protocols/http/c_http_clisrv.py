@@ -630,9 +630,11 @@ class GHttpCliSrv(GObj):
         past ``request``'s head go with it, no later request is served, and the channel
         ends (``EV_HTTP_CHANNEL_CLOSED`` with reason ``upgraded``).  Returns the GSock.
 
-        ``request`` must be the one with the application and no response started (the
-        new subscriber writes the ``101 Switching Protocols`` itself).  Pipelined requests
-        after a request that was not an upgrade request are dropped.
+        ``request`` must be the one with the application and no response started.  The
+        ``101 Switching Protocols`` is written by the caller (to ``channel.gsock``, before
+        this call) or by the new subscriber (first thing: the bytes already read reach it
+        inside this call).  Pipelined requests after a request that was not an upgrade
+        request are dropped.
         """
         if request is not self._active or self._resp_started or self._closed:
             raise GObjError(
