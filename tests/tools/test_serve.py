@@ -6,6 +6,7 @@ import queue
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from typing import IO
 
 import httpx
 import pytest
+import trustme
 
 from fsmio.tools.cli import main
 
@@ -245,3 +247,39 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
         "--threads",
     ):
         assert option in out
+
+
+@pytest.mark.slow
+def test_serve_over_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_file, key_file, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.private_key_pem.write_to_path(str(key_file))
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    ca.cert_pem.write_to_path(str(ca_file))
+    (tmp_path / "userapp.py").write_text(STARLETTE_APP)
+    served = Served(
+        tmp_path,
+        "userapp:app",
+        "--port",
+        "0",
+        "--ssl-certfile",
+        str(cert_file),
+        "--ssl-keyfile",
+        str(key_file),
+    )
+    try:
+        match = served.serving_line()
+        assert match.group(3) == "https"
+        with httpx.Client(
+            verify=ssl.create_default_context(cafile=str(ca_file)), timeout=10
+        ) as client:
+            response = client.get(f"https://127.0.0.1:{match.group(5)}/hello")
+        assert response.text == "Hello, world! root="
+        served.proc.send_signal(signal.SIGTERM)
+        err = served.finish()
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.finish()
+    assert served.proc.returncode == 0, err

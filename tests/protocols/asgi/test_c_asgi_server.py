@@ -312,3 +312,26 @@ def test_bad_configuration() -> None:
             gaplic.create_gobj("a", GAsgiServer, gaplic, application=raw_app, lifespan="maybe")
         with pytest.raises(GConfigValidateError, match="root_path"):
             gaplic.create_gobj("b", GAsgiServer, gaplic, application=raw_app, root_path="api")
+
+
+def test_stopping_lets_a_running_request_finish() -> None:
+    entered = threading.Event()
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        entered.set()
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    results: list[httpx.Response] = []
+    with serving(GAsgiServer, application=slow, lifespan="off") as srv:
+        client = threading.Thread(
+            target=lambda: results.append(httpx.get(srv.url + "/", timeout=10))
+        )
+        client.start()
+        assert entered.wait(10)
+    client.join(10)
+    assert results and results[0].status_code == 200
+    assert results[0].text == "finished"

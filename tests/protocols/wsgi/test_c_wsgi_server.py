@@ -124,9 +124,7 @@ def test_pool_fills_reading_pauses_and_nothing_is_lost() -> None:
         assert all(exchange.channel.gsock.reading_paused for exchange in waiting)
         # a connection with two pipelined requests, arriving while the pool is full
         pipelined = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
-        pipelined.sendall(
-            b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n"
-        )
+        pipelined.sendall(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until(lambda: server.waiting == 5, what="the pipelined request waits too")
         assert not entered.acquire(timeout=0.2)  # no third thread
         release.set()
@@ -384,3 +382,23 @@ def test_bad_configuration() -> None:
             gaplic.create_gobj("w3", GWsgiServer, gaplic, application=hello, threads=0)
         with pytest.raises(GConfigValidateError, match="script_name"):
             gaplic.create_gobj("w4", GWsgiServer, gaplic, application=hello, script_name="x")
+
+
+def test_stopping_lets_a_running_request_finish() -> None:
+    entered = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        entered.set()
+        time.sleep(0.3)
+        start_response("200 OK", [])
+        return [b"finished"]
+
+    results: list[Any] = []
+    with serving(GWsgiServer, application=app) as srv:
+        client = threading.Thread(target=lambda: results.append(get(srv.port, "/")))
+        client.start()
+        assert entered.wait(10)
+    # the with block stopped the GAplic while the application was running
+    client.join(10)
+    assert results and results[0][0] == 200
+    assert results[0][2] == b"finished"
