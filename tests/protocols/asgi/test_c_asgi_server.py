@@ -9,6 +9,7 @@ import http.client
 import logging
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -76,6 +77,15 @@ async def stream(request: Request) -> Response:
     return StreamingResponse(numbers(), media_type="text/plain")
 
 
+async def big_stream(request: Request) -> Response:
+    async def blocks() -> AsyncIterator[bytes]:
+        block = b"s" * 65536
+        for _ in range(128):  # 8 MiB
+            yield block
+
+    return StreamingResponse(blocks(), media_type="application/octet-stream")
+
+
 async def wait_disconnect(request: Request) -> Response:
     for _ in range(1000):
         if await request.is_disconnected():
@@ -97,6 +107,7 @@ def starlette_app() -> Starlette:
             Route("/upload", upload, methods=["POST"]),
             Route("/body", body, methods=["POST"]),
             Route("/stream", stream),
+            Route("/big", big_stream),
             Route("/wait", wait_disconnect),
             Route("/boom", boom),
         ],
@@ -135,6 +146,22 @@ def test_starlette_streaming_response() -> None:
         assert response.headers["transfer-encoding"] == "chunked"
         text = b"".join(response.iter_bytes()).decode()
     assert text == "".join(f"{n}\n" for n in range(100))
+
+
+def test_starlette_big_streaming_response_to_a_slow_reader() -> None:
+    """Starlette listens for http.disconnect (receive) while it streams (send): both wait
+    on the connection without blocking each other."""
+    with (
+        serving(GAsgiServer, application=starlette_app()) as srv,
+        httpx.Client(timeout=30) as client,
+        client.stream("GET", srv.url + "/big") as response,
+    ):
+        received = 0
+        for n, piece in enumerate(response.iter_bytes()):
+            received += len(piece)
+            if n < 20:
+                time.sleep(0.01)  # a slow start: the server waits on EV_TRANSMIT_READY
+    assert received == 128 * 65536
 
 
 @pytest.mark.parametrize("size", [0, 1000, 3 * 1024 * 1024])
@@ -288,8 +315,6 @@ def test_a_client_that_does_not_read_slows_the_producer() -> None:
             sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
             wait_until(lambda: bool(srv.server._cycles))
             channel = next(iter(srv.server._cycles))
-            import time
-
             time.sleep(0.5)
             pending = channel.output_pending()
             assert pending <= 2 * 65536 + 4096, pending
