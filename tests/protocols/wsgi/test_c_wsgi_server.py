@@ -402,3 +402,22 @@ def test_stopping_lets_a_running_request_finish() -> None:
     client.join(10)
     assert results and results[0][0] == 200
     assert results[0][2] == b"finished"
+
+
+def test_a_body_that_cannot_be_spooled_is_a_503(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+    import tempfile
+
+    class DiskFull(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(
+        "fsmio.protocols.wsgi.c_wsgi_server.tempfile.SpooledTemporaryFile", DiskFull
+    )
+    with caplog.at_level(logging.ERROR), serving(GWsgiServer, application=hello) as srv:
+        status, _headers, _body = get(srv.port, "/upload", "POST", b"u" * 300_000)
+    assert status == 503
+    assert "spooling a request body failed" in caplog.text
