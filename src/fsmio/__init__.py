@@ -45,6 +45,7 @@ from .core.registry import (
     set_global_main_gaplic,
 )
 from .gobjs import GConnex, GServerSock, GSock, GTimer, hexdump
+from .protocols.asgi import GAsgiServer
 from .protocols.http import (
     GHttpCliSrv,
     GHttpServer,
@@ -53,6 +54,7 @@ from .protocols.http import (
     HttpResponse,
     HttpSimpleOkResponse,
 )
+from .protocols.wsgi import GWsgiServer, URLMap, parse_path_expression
 
 __all__ = [
     "EMPTY_FSM",
@@ -68,6 +70,7 @@ __all__ = [
     "FsmioError",
     "GAplic",
     "GAplicThreadWorker",
+    "GAsgiServer",
     "GConfig",
     "GConfigTemplateError",
     "GConfigValidateError",
@@ -79,6 +82,7 @@ __all__ = [
     "GServerSock",
     "GSock",
     "GTimer",
+    "GWsgiServer",
     "HttpErrorResponse",
     "HttpRequest",
     "HttpResponse",
@@ -89,6 +93,7 @@ __all__ = [
     "StateError",
     "Subscription",
     "TimerHandle",
+    "URLMap",
     "__version__",
     "add_gconfig",
     "asbool",
@@ -100,6 +105,7 @@ __all__ = [
     "inside",
     "lineage",
     "list_globals",
+    "parse_path_expression",
     "set_global_app",
     "set_global_main_gaplic",
     "setup_gaplic_thread",

@@ -140,7 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         holder.append(server)
         gaplic.start()
         return gaplic.exit_code
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import http.client
 import logging
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -76,6 +77,15 @@ async def stream(request: Request) -> Response:
     return StreamingResponse(numbers(), media_type="text/plain")
 
 
+async def big_stream(request: Request) -> Response:
+    async def blocks() -> AsyncIterator[bytes]:
+        block = b"s" * 65536
+        for _ in range(128):  # 8 MiB
+            yield block
+
+    return StreamingResponse(blocks(), media_type="application/octet-stream")
+
+
 async def wait_disconnect(request: Request) -> Response:
     for _ in range(1000):
         if await request.is_disconnected():
@@ -97,6 +107,7 @@ def starlette_app() -> Starlette:
             Route("/upload", upload, methods=["POST"]),
             Route("/body", body, methods=["POST"]),
             Route("/stream", stream),
+            Route("/big", big_stream),
             Route("/wait", wait_disconnect),
             Route("/boom", boom),
         ],
@@ -126,23 +137,42 @@ def test_starlette_routes_body_and_lifespan_state() -> None:
 
 
 def test_starlette_streaming_response() -> None:
-    with serving(GAsgiServer, application=starlette_app()) as srv, httpx.Client(timeout=10) as client:
-        with client.stream("GET", srv.url + "/stream") as response:
-            assert response.status_code == 200
-            assert response.headers["transfer-encoding"] == "chunked"
-            text = b"".join(response.iter_bytes()).decode()
+    with (
+        serving(GAsgiServer, application=starlette_app()) as srv,
+        httpx.Client(timeout=10) as client,
+        client.stream("GET", srv.url + "/stream") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["transfer-encoding"] == "chunked"
+        text = b"".join(response.iter_bytes()).decode()
     assert text == "".join(f"{n}\n" for n in range(100))
+
+
+def test_starlette_big_streaming_response_to_a_slow_reader() -> None:
+    """Starlette listens for http.disconnect (receive) while it streams (send): both wait
+    on the connection without blocking each other."""
+    with (
+        serving(GAsgiServer, application=starlette_app()) as srv,
+        httpx.Client(timeout=30) as client,
+        client.stream("GET", srv.url + "/big") as response,
+    ):
+        received = 0
+        for n, piece in enumerate(response.iter_bytes()):
+            received += len(piece)
+            if n < 20:
+                time.sleep(0.01)  # a slow start: the server waits on EV_TRANSMIT_READY
+    assert received == 128 * 65536
 
 
 @pytest.mark.parametrize("size", [0, 1000, 3 * 1024 * 1024])
 def test_starlette_request_body_streamed(size: int) -> None:
     payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
-    with serving(GAsgiServer, application=starlette_app()) as srv:
-        with httpx.Client(timeout=30) as client:
-            fixed = client.post(srv.url + "/upload", content=payload)
-            chunked = client.post(
-                srv.url + "/upload", content=iter([payload[:10], payload[10:]])
-            )
+    with (
+        serving(GAsgiServer, application=starlette_app()) as srv,
+        httpx.Client(timeout=30) as client,
+    ):
+        fixed = client.post(srv.url + "/upload", content=payload)
+        chunked = client.post(srv.url + "/upload", content=iter([payload[:10], payload[10:]]))
     expected = {"size": size, "sha256": hashlib.sha256(payload).hexdigest()}
     assert fixed.json() == expected
     assert chunked.json() == expected
@@ -159,10 +189,13 @@ def test_http_disconnect_reaches_the_application() -> None:
 
 
 def test_application_error_is_a_500_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR), serving(GAsgiServer, application=starlette_app()) as srv:
-        with httpx.Client(timeout=10) as client:
-            response = client.get(srv.url + "/boom")
-            assert client.get(srv.url + "/items/1").status_code == 200  # the server goes on
+    with (
+        caplog.at_level(logging.ERROR),
+        serving(GAsgiServer, application=starlette_app()) as srv,
+        httpx.Client(timeout=10) as client,
+    ):
+        response = client.get(srv.url + "/boom")
+        assert client.get(srv.url + "/items/1").status_code == 200  # the server goes on
     assert response.status_code == 500
     assert b"starlette handler failed" not in response.content
     records = [r for r in caplog.records if "starlette handler failed" in str(r.exc_info)]
@@ -236,12 +269,15 @@ def test_root_path_and_raw_asgi_app() -> None:
 
 
 def test_incomplete_responses(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR), serving(GAsgiServer, application=raw_app) as srv:
-        with httpx.Client(base_url=srv.url, timeout=10) as client:
-            assert client.get("/nothing").status_code == 500
-            assert client.get("/bad").status_code == 500
-            with pytest.raises(httpx.RemoteProtocolError):
-                client.get("/half")
+    with (
+        caplog.at_level(logging.ERROR),
+        serving(GAsgiServer, application=raw_app) as srv,
+        httpx.Client(base_url=srv.url, timeout=10) as client,
+    ):
+        assert client.get("/nothing").status_code == 500
+        assert client.get("/bad").status_code == 500
+        with pytest.raises(httpx.RemoteProtocolError):
+            client.get("/half")
     assert "without starting response" in caplog.text
     assert "without completing response" in caplog.text
     assert "'status' must be an int" in caplog.text
@@ -279,8 +315,6 @@ def test_a_client_that_does_not_read_slows_the_producer() -> None:
             sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
             wait_until(lambda: bool(srv.server._cycles))
             channel = next(iter(srv.server._cycles))
-            import time
-
             time.sleep(0.5)
             pending = channel.output_pending()
             assert pending <= 2 * 65536 + 4096, pending
@@ -303,3 +337,26 @@ def test_bad_configuration() -> None:
             gaplic.create_gobj("a", GAsgiServer, gaplic, application=raw_app, lifespan="maybe")
         with pytest.raises(GConfigValidateError, match="root_path"):
             gaplic.create_gobj("b", GAsgiServer, gaplic, application=raw_app, root_path="api")
+
+
+def test_stopping_lets_a_running_request_finish() -> None:
+    entered = threading.Event()
+
+    async def slow(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        entered.set()
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"finished"})
+
+    results: list[httpx.Response] = []
+    with serving(GAsgiServer, application=slow, lifespan="off") as srv:
+        client = threading.Thread(
+            target=lambda: results.append(httpx.get(srv.url + "/", timeout=10))
+        )
+        client.start()
+        assert entered.wait(10)
+    client.join(10)
+    assert results and results[0].status_code == 200
+    assert results[0].text == "finished"

@@ -119,15 +119,29 @@ def test_pool_fills_reading_pauses_and_nothing_is_lost() -> None:
         assert entered.acquire(timeout=10) and entered.acquire(timeout=10)
         wait_until(lambda: server.waiting == 4, what="4 requests waiting for a worker")
         assert server.running == 2
+        # the connections of the waiting requests are not read any more
+        waiting = list(server._waiting)
+        assert all(exchange.channel.gsock.reading_paused for exchange in waiting)
+        # a connection with two pipelined requests, arriving while the pool is full
+        pipelined = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+        pipelined.sendall(b"GET /p1 HTTP/1.1\r\nHost: x\r\n\r\nGET /p2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: server.waiting == 5, what="the pipelined request waits too")
         assert not entered.acquire(timeout=0.2)  # no third thread
         release.set()
         for thread in clients:
             thread.join(20)
+        replies = b""
+        for _ in range(1000):
+            if replies.count(b"HTTP/1.1 200 OK") == 2 and replies.endswith(b"/p2"):
+                break
+            replies += pipelined.recv(65536)
+        pipelined.close()
         wait_until(lambda: server.running == 0 and server.waiting == 0)
     assert sorted(results) == list(range(6))
     for n, (status, _, body) in results.items():
         assert status == 200
         assert body == f"/r{n}".encode()
+    assert replies.index(b"/p1") < replies.index(b"/p2")
 
 
 def test_application_error_is_a_500_logged_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -135,7 +149,7 @@ def test_application_error_is_a_500_logged_once(caplog: pytest.LogCaptureFixture
         raise ValueError("the application failed")
 
     with caplog.at_level(logging.ERROR), serving(GWsgiServer, application=app) as srv:
-        status, headers, body = get(srv.port, "/boom")
+        status, _headers, body = get(srv.port, "/boom")
         # and the server goes on
         assert get(srv.port, "/boom")[0] == 500
     assert status == 500
@@ -257,7 +271,7 @@ def test_file_wrapper(tmp_path: Path) -> None:
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
-        return environ["wsgi.file_wrapper"](open(path, "rb"), 32768)  # noqa: SIM115
+        return environ["wsgi.file_wrapper"](open(path, "rb"), 32768)
 
     with serving(GWsgiServer, application=app) as srv, httpx.Client(timeout=10) as client:
         response = client.get(srv.url)
@@ -291,9 +305,11 @@ def payload_of(size: int) -> bytes:
 def test_large_wsgi_input_spooled(size: int) -> None:
     info: list[tuple[str, bool]] = []
     payload = payload_of(size)
-    with serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv:
-        with httpx.Client(timeout=30) as client:
-            response = client.post(srv.url + "/upload", content=payload)
+    with (
+        serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv,
+        httpx.Client(timeout=30) as client,
+    ):
+        response = client.post(srv.url + "/upload", content=payload)
     assert response.status_code == 200
     assert response.content == hashlib.sha256(payload).hexdigest().encode()
     assert info[0][0] == str(size)
@@ -305,9 +321,11 @@ def test_large_wsgi_input_spooled(size: int) -> None:
 def test_chunked_wsgi_input(size: int) -> None:
     info: list[tuple[str, bool]] = []
     payload = payload_of(size)
-    with serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv:
-        with httpx.Client(timeout=30) as client:
-            response = client.post(srv.url + "/upload", content=iter([payload[:7], payload[7:]]))
+    with (
+        serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv,
+        httpx.Client(timeout=30) as client,
+    ):
+        response = client.post(srv.url + "/upload", content=iter([payload[:7], payload[7:]]))
     assert response.status_code == 200
     assert response.content == hashlib.sha256(payload).hexdigest().encode()
     assert info[0][0] == ""  # chunked: no CONTENT_LENGTH
@@ -364,3 +382,42 @@ def test_bad_configuration() -> None:
             gaplic.create_gobj("w3", GWsgiServer, gaplic, application=hello, threads=0)
         with pytest.raises(GConfigValidateError, match="script_name"):
             gaplic.create_gobj("w4", GWsgiServer, gaplic, application=hello, script_name="x")
+
+
+def test_stopping_lets_a_running_request_finish() -> None:
+    entered = threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        entered.set()
+        time.sleep(0.3)
+        start_response("200 OK", [])
+        return [b"finished"]
+
+    results: list[Any] = []
+    with serving(GWsgiServer, application=app) as srv:
+        client = threading.Thread(target=lambda: results.append(get(srv.port, "/")))
+        client.start()
+        assert entered.wait(10)
+    # the with block stopped the GAplic while the application was running
+    client.join(10)
+    assert results and results[0][0] == 200
+    assert results[0][2] == b"finished"
+
+
+def test_a_body_that_cannot_be_spooled_is_a_503(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+    import tempfile
+
+    class DiskFull(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
+        def write(self, data: Any) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(
+        "fsmio.protocols.wsgi.c_wsgi_server.tempfile.SpooledTemporaryFile", DiskFull
+    )
+    with caplog.at_level(logging.ERROR), serving(GWsgiServer, application=hello) as srv:
+        status, _headers, _body = get(srv.port, "/upload", "POST", b"u" * 300_000)
+    assert status == 503
+    assert "spooling a request body failed" in caplog.text

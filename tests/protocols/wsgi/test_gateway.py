@@ -11,6 +11,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsmio.protocols.wsgi.gateway import (
     ClientDisconnected,
@@ -416,3 +418,14 @@ def test_worker_pool_survives_a_raising_job(caplog: pytest.LogCaptureFixture) ->
         assert done.wait(5)
     assert "a job raised" in caplog.text
     assert pool.shutdown(wait=5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(min_size=0, max_size=40), query=st.binary(max_size=20))
+def test_path_info_is_the_decoded_bytes_as_latin1(raw: bytes, query: bytes) -> None:
+    from urllib.parse import quote_from_bytes
+
+    target = b"/" + quote_from_bytes(raw, safe="").encode("ascii")
+    env = environ_of(request(raw_path=target, query=query))
+    assert env["PATH_INFO"].encode("latin-1") == b"/" + raw
+    assert env["QUERY_STRING"].encode("latin-1") == query

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fsmio.protocols.wsgi.urlmap import URLMap, parse_path_expression, urlmap_factory
 
@@ -137,3 +139,28 @@ def test_urlmap_factory_with_a_loader() -> None:
     assert call(urlmap, "/blog/post")[1] == "blog /blog|/post"
     assert call(urlmap, "/")[1] == "home |/"
     assert urlmap.not_found_application is apps["nf"]
+
+
+segment = st.text(alphabet="abcxyz09-", min_size=1, max_size=4)
+paths = st.lists(segment, min_size=0, max_size=4).map(lambda parts: "/" + "/".join(parts))
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefixes=st.lists(paths, min_size=1, max_size=6, unique=True), path=paths)
+def test_urlmap_picks_the_longest_whole_segment_prefix(prefixes: list[str], path: str) -> None:
+    urlmap = URLMap()
+    for prefix in prefixes:
+        urlmap[prefix] = named(prefix)
+    normalized = [p.rstrip("/") for p in prefixes]
+    matches = [p for p in normalized if path == p or path.startswith(p + "/")]
+    status, body = call(urlmap, path)
+    if not matches:
+        assert status == "404 Not Found"
+        return
+    best = max(matches, key=len)
+    name, _, rest = body.partition(" ")
+    script_name, _, path_info = rest.partition("|")
+    assert status == "200 OK"
+    assert name == (best or "/") or urlmap[best] is urlmap[name]
+    assert script_name == best
+    assert script_name + path_info == path

@@ -130,7 +130,10 @@ _HTTP_PARAMS: Final = tuple(name for name in GHTTPSERVER_GCONFIG if name != "sub
 #   Actions
 # ----------------------------------------------------------------------------------------
 def ac_channel_opened(self: GAsgiServer, event: Event) -> None:
-    self._peers[event.kw["channel"]] = event.kw.get("peername")
+    peer = event.kw.get("peername")
+    # The scope's "client", made once per connection.
+    client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+    self._peers[event.kw["channel"]] = client
 
 
 def ac_channel_closed(self: GAsgiServer, event: Event) -> None:
@@ -384,6 +387,11 @@ class _HttpCycle:
             self.server.send_event(self.channel, "EV_DROP")
 
 
+def _no_loop(coro: Any) -> asyncio.Task[None]:
+    coro.close()
+    raise RuntimeError("GAsgiServer: requests before the loop runs")
+
+
 # ----------------------------------------------------------------------------------------
 #   GClass
 # ----------------------------------------------------------------------------------------
@@ -405,6 +413,11 @@ class GAsgiServer(GObj):
         self._server_addr: tuple[str, int] | None = None
         self._upgrade_noted = False
         self.startup_error: str | None = None
+        # Read once per request: kept here rather than looked up in the config.
+        self._root_path = ""
+        self._scheme = "http"
+        self._scope_state: dict[str, Any] | None = None
+        self._create_task: Callable[..., asyncio.Task[None]] = _no_loop
 
     # ------------------------------------------------------------------------------------
     #   Life cycle
@@ -421,6 +434,8 @@ class GAsgiServer(GObj):
         port = int(self.http_server.config.port)
         self.write_parameters(port=port)
         self._server_addr = (config.host or "0.0.0.0", port)
+        self._root_path = config.root_path
+        self._scheme = config.url_scheme or ("https" if config.ssl_options else "http")
         self._lifespan = Lifespan(self._app, config.lifespan, self.logger or _LOG)
         gaplic = self.gaplic
         gaplic.add_shutdown_callback(self._on_shutdown)
@@ -452,7 +467,8 @@ class GAsgiServer(GObj):
     def _begin(self) -> None:
         if self._destroyed:
             return
-        self._lifespan_task = self.gaplic.loop.create_task(self._startup())
+        self._create_task = self.gaplic.loop.create_task
+        self._lifespan_task = self._create_task(self._startup())
 
     async def _startup(self) -> None:
         lifespan = self._lifespan
@@ -472,6 +488,8 @@ class GAsgiServer(GObj):
             self.gaplic.stop()
             return
         self._serving = True
+        if lifespan.supported:
+            self._scope_state = lifespan.state
         early, self._early = self._early, []
         for channel, request in early:
             if channel in self._peers:
@@ -501,28 +519,23 @@ class GAsgiServer(GObj):
     #   Requests
     # ------------------------------------------------------------------------------------
     def _start_cycle(self, channel: GObj, request: Any) -> None:
-        config = self.config
         if request.upgrade and not self._upgrade_noted:
             self._upgrade_noted = True
             (self.logger or _LOG).info(
                 "%s: upgrade requests are served as plain HTTP (no websocket scope yet)",
                 self.name or "GAsgiServer",
             )
-        peer = self._peers.get(channel)
-        client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
-        lifespan = self._lifespan
         scope = build_http_scope(
             request,
             server=self._server_addr,
-            client=client,
-            root_path=config.root_path,
-            scheme=getattr(request, "url_scheme", None) or config.url_scheme or "http",
-            state=lifespan.state if lifespan is not None and lifespan.supported else None,
+            client=self._peers.get(channel),
+            root_path=self._root_path,
+            scheme=request.url_scheme or self._scheme,
+            state=self._scope_state,
         )
         cycle = _HttpCycle(self, channel, request)
         self._cycles[channel] = cycle
-        task = self.gaplic.loop.create_task(cycle.run(self._app, scope))
-        cycle.task = task
+        cycle.task = task = self._create_task(cycle.run(self._app, scope))
         self._tasks[cycle] = task
 
     def _forget(self, cycle: _HttpCycle) -> None:

@@ -84,13 +84,20 @@ def response_start(message: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
     raw = message.get("headers", ())
     headers: list[tuple[bytes, bytes]] = []
     try:
-        items = list(raw)
+        items = raw if type(raw) is list else list(raw)
     except TypeError:
         raise AsgiProtocolError(
             f"http.response.start: 'headers' must be an iterable of [name, value] pairs, "
             f"not {type(raw).__name__}"
         ) from None
+    append = headers.append
     for item in items:
+        # The common case (Starlette, FastAPI): a tuple of two bytes, taken as it is.
+        if type(item) is tuple and len(item) == 2:
+            name, value = item
+            if type(name) is bytes and type(value) is bytes:
+                append(item)
+                continue
         try:
             name, value = item
         except (TypeError, ValueError):
@@ -99,7 +106,7 @@ def response_start(message: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
             ) from None
         name = _as_bytes(name, "http.response.start: a header name")
         value = _as_bytes(value, f"http.response.start: the value of header {name!r}")
-        headers.append((name, value))
+        append((name, value))
     return status, headers
 
 

@@ -182,7 +182,23 @@ def ac_request_body(self: GWsgiServer, event: Event) -> None:
         return
     data = kw.get("data", b"")
     if data:
-        exchange.spool.write(data)
+        try:
+            exchange.spool.write(data)
+        except OSError as exc:  # the spool file could not grow (disk full...)
+            (self.logger or _LOG).error(
+                "%r: spooling a request body failed: %s; 503 and close", self, exc
+            )
+            self._forget(exchange)
+            _close_spool(exchange)
+            self.send_event(
+                kw["channel"],
+                "EV_HTTP_RESPONSE",
+                request=kw["request"],
+                status=503,
+                headers=[("Content-Type", "text/plain"), ("Connection", "close")],
+                body=b"Service Unavailable\n",
+            )
+            return
     if kw.get("more"):
         self.send_event(kw["channel"], "EV_HTTP_READ_BODY", request=kw["request"])
         return
@@ -308,6 +324,14 @@ class GWsgiServer(GObj):
         self.effective_host = config.host
         self.server_name = _server_name(config.host)
         self._pool = WorkerPool(config.threads, name=f"wsgi-{self.name or 'server'}")
+        (self.logger or _LOG).info(
+            "%s: serving WSGI on %s://%s:%d (%d worker threads)",
+            self.name or "GWsgiServer",
+            config.url_scheme or ("https" if config.ssl_options else "http"),
+            config.host or "0.0.0.0",
+            self.effective_port,
+            config.threads,
+        )
         if self.gaplic is not None:
             self.gaplic.add_shutdown_callback(self._on_shutdown)
             if config.ready_callback is not None:

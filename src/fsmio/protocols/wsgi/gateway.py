@@ -337,7 +337,7 @@ class WsgiExchange:
             self.headers = checked
         return self.write
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Any) -> None:
         """PEP 3333's ``write()`` callable (blocking while the hand-off is full)."""
         if self.status is None:
             raise AssertionError("write() before start_response")

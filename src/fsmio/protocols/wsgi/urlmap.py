@@ -97,8 +97,8 @@ class URLMap(MutableMapping[Any, WsgiApp]):
     def normalize_url(self, url: Any, trim: bool = True) -> Key:
         """``(domain or None, path)`` of a key (a URL string or a ``(domain, url)`` tuple)."""
         if isinstance(url, (list, tuple)):
-            domain = url[0]
-            return (domain.lower() if domain else None), self.normalize_url(url[1], trim)[1]
+            given = url[0]
+            return (given.lower() if given else None), self.normalize_url(url[1], trim)[1]
         if not isinstance(url, str):
             raise TypeError(f"URLMap keys are URL strings or (domain, url) tuples, not {url!r}")
         match = _DOMAIN_URL.search(url)
