@@ -19,7 +19,7 @@ import pytest
 from fsmio import GAplic, GConfigValidateError
 from fsmio.protocols.apps import AppNotFound
 from fsmio.protocols.wsgi import GWsgiServer, URLMap
-from tests.protocols.serving import serving, wait_until
+from tests.protocols.serving import post_chunked, serving, wait_until
 
 
 def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -317,18 +317,34 @@ def test_large_wsgi_input_spooled(size: int) -> None:
     assert info[0][1] is (size > 100_000)
 
 
-@pytest.mark.parametrize("size", [10, 200_000])
+@pytest.mark.parametrize("size", [10, 200_000, 2 * 1024 * 1024])
 def test_chunked_wsgi_input(size: int) -> None:
     info: list[tuple[str, bool]] = []
     payload = payload_of(size)
-    with (
-        serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv,
-        httpx.Client(timeout=30) as client,
-    ):
-        response = client.post(srv.url + "/upload", content=iter([payload[:7], payload[7:]]))
-    assert response.status_code == 200
-    assert response.content == hashlib.sha256(payload).hexdigest().encode()
+    pieces = [payload[i : i + 70_000] for i in range(0, len(payload), 70_000)]
+    with serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv:
+        status, body = post_chunked(srv.port, "/upload", pieces)
+    assert status == 200
+    assert body == hashlib.sha256(payload).hexdigest().encode()
     assert info[0][0] == ""  # chunked: no CONTENT_LENGTH
+    assert info[0][1] is (size > 100_000)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="http layer (GHttpCliSrv._flow): a body pull pending when a chunked body's "
+    "terminating chunk arrives alone is never answered, so the request waits for "
+    "body_timeout; reported to the http branch",
+)
+def test_chunked_wsgi_input_whose_end_arrives_late() -> None:
+    info: list[tuple[str, bool]] = []
+    payload = payload_of(200_000)
+    with serving(
+        GWsgiServer, application=digest_app(info), body_timeout=3.0, wsgi_spool_size=100_000
+    ) as srv:
+        status, body = post_chunked(srv.port, "/upload", [payload], pause_before_end=0.3)
+    assert status == 200
+    assert body == hashlib.sha256(payload).hexdigest().encode()
 
 
 def test_urlmap_behind_the_server() -> None:
