@@ -437,3 +437,29 @@ def test_a_body_that_cannot_be_spooled_is_a_503(
         status, _headers, _body = get(srv.port, "/upload", "POST", b"u" * 300_000)
     assert status == 503
     assert "spooling a request body failed" in caplog.text
+
+
+@pytest.mark.parametrize("size", [2000, 200_000])
+def test_expect_100_continue(size: int) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        data = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [str(len(data)).encode()]
+
+    with serving(GWsgiServer, application=app) as srv:
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        try:
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                b"Expect: 100-continue\r\n\r\n" % size
+            )
+            assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(b"x" * size)
+            reply = b""
+            while not reply.endswith(str(size).encode()):
+                piece = sock.recv(4096)
+                assert piece, reply
+                reply += piece
+        finally:
+            sock.close()
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
