@@ -463,3 +463,12 @@ def test_expect_100_continue(size: int) -> None:
         finally:
             sock.close()
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_a_request_after_the_pool_stopped_is_a_503() -> None:
+    with serving(GWsgiServer, application=hello) as srv:
+        assert get(srv.port, "/")[0] == 200
+        assert srv.server._pool.shutdown(wait=5)  # as when the GAplic is stopping
+        status, headers, _ = get(srv.port, "/")
+    assert status == 503
+    assert headers.get("Connection") == "close"

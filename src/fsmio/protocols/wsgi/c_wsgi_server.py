@@ -423,6 +423,18 @@ class GWsgiServer(GObj):
     def _dispatch(self, exchange: WsgiExchange) -> None:
         pool = self._pool
         assert pool is not None
+        if pool.closed:  # stopping: a request read from a connection still draining
+            self._forget(exchange)
+            _close_spool(exchange)
+            self.send_event(
+                exchange.channel,
+                "EV_HTTP_RESPONSE",
+                request=exchange.request,
+                status=503,
+                headers=[("Content-Type", "text/plain"), ("Connection", "close")],
+                body=b"Service Unavailable\n",
+            )
+            return
         if self._running < pool.size:
             self._start(exchange)
             return
