@@ -81,6 +81,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import io
 import logging
 import tempfile
 from typing import IO, Any, Final
@@ -249,6 +250,10 @@ GWSGISERVER_FSM: Final[dict[str, Any]] = {
 # ----------------------------------------------------------------------------------------
 #   Helpers
 # ----------------------------------------------------------------------------------------
+def _body_file(body: bytes) -> IO[bytes]:
+    return io.BytesIO(body)
+
+
 def _close_spool(exchange: WsgiExchange) -> None:
     spool = exchange.spool
     if spool is not None:
@@ -547,9 +552,3 @@ class GWsgiServer(GObj):
                 exchange.abort()
             if self._pool is not None:
                 self._pool.shutdown()
-
-
-def _body_file(body: bytes) -> IO[bytes]:
-    import io
-
-    return io.BytesIO(body)
