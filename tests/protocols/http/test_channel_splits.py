@@ -70,7 +70,7 @@ def _request(draw: Any) -> tuple[bytes, bytes]:
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     requests=st.lists(_request(), min_size=1, max_size=6),
     cuts=st.lists(st.integers(0, 10**6), max_size=10),
