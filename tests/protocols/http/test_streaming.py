@@ -414,3 +414,21 @@ def test_end_of_a_chunked_body_arriving_alone_is_delivered(http_server: Any) -> 
         sock.settimeout(5)
         data = sock.recv(65536)
     assert parse_responses(data)[0][2].endswith(b" 10")
+
+
+def test_http10_streamed_response_is_close_delimited(http_server: Any) -> None:
+    server = http_server()
+
+    def on_request(app: App, event: Event) -> None:
+        ch, rq = event.channel, event.request
+        app.send_event(ch, "EV_HTTP_RESPONSE_START", request=rq, status=200)
+        app.send_event(ch, "EV_HTTP_RESPONSE_DATA", request=rq, data=b"abc")
+        app.send_event(ch, "EV_HTTP_RESPONSE_DATA", request=rq, data=b"def")
+        app.send_event(ch, "EV_HTTP_RESPONSE_END", request=rq)
+
+    server.app.hooks["EV_HTTP_REQUEST"] = on_request
+    out = exchange(server, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert out.startswith(b"HTTP/1.0 200 OK\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"Connection: close" in head and b"Transfer-Encoding" not in head
+    assert body == b"abcdef"
