@@ -490,11 +490,18 @@ def test_mutable_defaults_not_shared() -> None:
 
 
 def test_defaults_are_not_per_instance_entries() -> None:
-    # Idle objects carry only what was written (plus their own copies of mutable defaults).
+    # Idle objects carry only what was written (and their own copies of the mutable
+    # defaults they have read: made at the first read).
     cfg = make(TEMPLATE)
-    assert set(vars(cfg.config)) == {"tags", "opts"}
     cfg.write_parameters(port=1)
-    assert set(vars(cfg.config)) == {"tags", "opts", "port"}
+    assert set(vars(cfg.config)) == {"port"}
+    other = make(TEMPLATE)
+    tags = other.config.tags
+    assert tags == ["a"] and tags is not TEMPLATE["tags"][1]
+    assert other.config.tags is tags  # the copy is kept: a change to it stays
+    assert set(vars(other.config)) == {"tags"}
+    other.reset_parameter("tags")
+    assert "tags" not in vars(other.config) and other.config.tags == ["a"]
 
 
 # --------------------------------------------------------------------------------------
