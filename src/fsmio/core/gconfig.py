@@ -346,9 +346,10 @@ def _defaults_storer(bound: GClassGConfig) -> Callable[[Any, ConfigNamespace], N
     ``store(obj, obj.config)``.
 
     It stores the ``'app:<name>'`` defaults of ``config`` (resolved), then the direct
-    ones in template order (mutable ones copied), as ``setattr`` would.  Made once per gclass, as source code with one
-    attribute assignment per parameter: a gobj is made per accepted connection, and
-    ``self.name = value`` costs a third of ``setattr(self, name, value)`` in a loop.  When
+    ones in template order (mutable ones copied), as ``setattr`` would.  Made once per
+    gclass, as source code with one attribute assignment per parameter: a gobj is made
+    per accepted connection, and ``self.name = value`` costs a third of
+    ``setattr(self, name, value)`` in a loop.  When
     ginsfsm's rule applies to one of them, or a name is not an identifier, a plain loop.
     """
     init_config, init_direct = bound.init_config, bound.init_direct
@@ -366,8 +367,8 @@ def _defaults_storer(bound: GClassGConfig) -> Callable[[Any, ConfigNamespace], N
                 for spec in bound.direct:
                     obj._store(spec, spec.new_default())
             else:
-                for name, default, copier in init_direct:
-                    setattr(obj, name, default if copier is None else copier(default))
+                for name, default, direct_copier in init_direct:
+                    setattr(obj, name, default if direct_copier is None else direct_copier(default))
 
         return store_in_a_loop
     lines = ["def store_defaults(obj, config):"]
