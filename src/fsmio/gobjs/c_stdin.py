@@ -55,7 +55,7 @@ import logging
 import os
 import stat
 import sys
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from fsmio.core.errors import GObjError
 from fsmio.core.event import Event
@@ -276,7 +276,7 @@ class GStdin(GObj, asyncio.Protocol):
         if self._destroyed or not self._reading:
             transport.close()
             return
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = cast(asyncio.ReadTransport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._guarded("EV_RX_DATA", data=data)
