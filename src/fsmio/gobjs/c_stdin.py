@@ -163,6 +163,7 @@ class GStdin(GObj, asyncio.Protocol):
         self._transport: asyncio.ReadTransport | None = None
         self._file_handle: asyncio.Handle | None = None
         self._reading = False
+        self._connecting = False  # connect_read_pipe under way: the pipe owns our fd
 
     # ------------------------------------------------------------------------------------
     #   Life cycle
@@ -197,10 +198,6 @@ class GStdin(GObj, asyncio.Protocol):
         """Destroyed: stop reading, close the duplicate, restore the blocking mode."""
         self.gaplic.remove_shutdown_callback(self._close_reader)
         self._close_reader()
-        fd, self._fd = self._fd, -1
-        if fd >= 0:  # not handed to a transport (a file read chunk by chunk)
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
     def _restore_blocking(self) -> None:
         """Put the input's blocking mode back as it was (the non-blocking mode asyncio set
@@ -224,12 +221,16 @@ class GStdin(GObj, asyncio.Protocol):
             return
         # The pipe object owns our duplicate from here: the transport closes it.
         pipe = open(self._fd, "rb", buffering=0)  # noqa: SIM115
+        self._connecting = True
         task = loop.create_task(loop.connect_read_pipe(lambda: self, pipe))
         task.add_done_callback(lambda t: self._pipe_connected(t, pipe))
 
     def _pipe_connected(self, task: asyncio.Task[Any], pipe: Any) -> None:
+        self._connecting = False
         if not task.cancelled() and task.exception() is None:
-            return  # connection_made has set self._transport
+            if self._transport is None:  # closed while connecting: connection_made saw it
+                pipe.close()
+            return
         pipe.close()
         self._fd = -1
         if task.cancelled() or self._destroyed or not self._reading:
@@ -264,10 +265,13 @@ class GStdin(GObj, asyncio.Protocol):
             self._file_handle.cancel()
             self._file_handle = None
         transport = self._transport
+        fd, self._fd = self._fd, -1
         if transport is not None:
             self._transport = None
             transport.close()  # closes our duplicate, never the program's descriptor
-            self._fd = -1
+        elif fd >= 0 and not self._connecting:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     # ------------------------------------------------------------------------------------
     #   asyncio Protocol
