@@ -524,7 +524,7 @@ def socket_map_of(gaplic: Any) -> dict[int, GObj]:
 def close_all_sockets(socket_map: dict[int, Any], ignore_all: bool = False) -> None:
     """Close every socket of ``socket_map`` (a GAplic's ``_socket_map``) at once, and
     empty it: listeners stop listening, connections are aborted (output still pending
-    is lost) and connect attempts cancelled.
+    is lost).  (A connect attempt under way is not in the map: EV_DROP cancels it.)
 
     ginsfsm's programs call it after ``start()`` was interrupted.  fsmio's GAplic closes
     its sockets itself when it stops (gracefully, flushing first), so there the map is
@@ -539,10 +539,7 @@ def close_all_sockets(socket_map: dict[int, Any], ignore_all: bool = False) -> N
             if stop_listening is not None:
                 stop_listening()
             elif isinstance(gobj, GSock):
-                if gobj._state == "ST_WAIT_CONNECTED" and gobj._transport is None:
-                    gobj._abort_connect("shutdown")
-                else:
-                    gobj._abort("shutdown")
+                gobj._abort("shutdown")
         except Exception as exc:
             if failure is None and not ignore_all:
                 failure = exc
