@@ -82,7 +82,7 @@ def test_gaplic_factory_errors(gaplics: list[GAplic]) -> None:
         gaplic_factory(FakeLoader({}), {})
     with pytest.raises(TypeError, match="must return a GAplic"):
         gaplic_factory(FakeLoader({"x": wsgi_app}), {}, main="x")
-    with pytest.raises(NotImplementedError, match="subprocesses are not available.*threads"):
+    with pytest.raises(NotImplementedError, match=r"subprocesses are not available.*threads"):
         gaplic_factory(FakeLoader({"m": main}), {}, main="m", subprocesses="other")
 
 

@@ -83,7 +83,7 @@ def test_global_trace_dump_as_a_class_attribute(
 
 def test_close_all_sockets(ga: GAplic) -> None:
     # stress_client_echo.py: close_all_sockets(ga_cli._socket_map) after start()
-    srv_user, user, client = connected_pair(ga)
+    srv_user, user, _ = connected_pair(ga)
     socket_map = ga._socket_map
     assert socket_map is socket_map_of(ga)
     assert len(socket_map) == 3  # the listener, the client, the accepted connection
@@ -113,7 +113,7 @@ def test_ssl_options_reads_as_a_dict(ga: GAplic) -> None:
 
 def test_gsslsock(ga: GAplic) -> None:
     user = ga.create_gobj("user", Recorder, None)
-    with pytest.raises(GConfigValidateError, match="GSSLSock needs ssl_options.*use GSock"):
+    with pytest.raises(GConfigValidateError, match=r"GSSLSock needs ssl_options.*use GSock"):
         ga.create_gobj("plain", GSSLSock, user)
     ca = trustme.CA()
     with ca.cert_pem.tempfile() as cafile:
