@@ -12,15 +12,10 @@ Configuration, input and output events: GSock's.
 
 from __future__ import annotations
 
-from typing import Final
-
 from fsmio.core.errors import GConfigValidateError
-from fsmio.gobjs.c_sock import GSOCK_FSM, GSOCK_GCONFIG, GSock
+from fsmio.gobjs.c_sock import GSock
 
-__all__ = ["GSSLSOCK_FSM", "GSSLSOCK_GCONFIG", "GSSLSock"]
-
-GSSLSOCK_GCONFIG: Final = GSOCK_GCONFIG
-GSSLSOCK_FSM: Final = GSOCK_FSM
+__all__ = ["GSSLSock"]
 
 
 class GSSLSock(GSock):

@@ -34,7 +34,7 @@ Output events (to the subscriber):
   a line longer than ``max_line_size`` (more of it follows).
 * ``EV_EOF`` — the input ended (the writer closed the pipe, the end of the file, Ctrl-D
   on a terminal); ``reason``: ``eof`` or ``error`` (a read error, logged).  After it the
-  GStdin is in ``ST_CLOSED`` and reads nothing more.
+  GStdin is in ``ST_CLOSED``: it reads nothing more, and drops what it is sent.
 
 Theory of operation
 -------------------
@@ -142,7 +142,11 @@ GSTDIN_FSM: Final[dict[str, Any]] = {
             ("EV_RX_DATA", ac_rx_data, None),
             ("EV_EOF", ac_eof, "ST_CLOSED"),
         ),
-        "ST_CLOSED": (),
+        # After the end: what a program still sends it is dropped, quietly.
+        "ST_CLOSED": (
+            ("EV_RX_DATA", None, None),
+            ("EV_EOF", None, None),
+        ),
     },
 }
 
