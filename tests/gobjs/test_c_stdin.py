@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pty
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,19 @@ def test_bad_config(ga: GAplic) -> None:
         ga.create_gobj(None, GStdin, reader, file=10_000)
     with pytest.raises(GObjError, match="needs a GAplic"):
         GObj().create_gobj(None, GStdin, None)
+
+
+def test_a_terminal(ga: GAplic) -> None:
+    # A tty (what `python prog.py` in a shell reads): lines as typed, Ctrl-D is the end;
+    # the terminal is left in blocking mode.
+    master, slave = pty.openpty()
+    try:
+        reader, _ = reader_of(ga, slave)
+        os.write(master, b"typed\n")
+        drive(ga, lambda: reader.lines == [("typed", False)])
+        os.write(master, b"\x04")  # Ctrl-D at the start of a line
+        drive(ga, lambda: reader.eofs == ["eof"])
+        assert os.get_blocking(slave) is True
+    finally:
+        os.close(master)
+        os.close(slave)
