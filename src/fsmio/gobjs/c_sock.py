@@ -21,9 +21,9 @@ ip                         str    ''                 Written: the peer's resolve
 addr                       None   None               Written: the peer's address tuple
                                                      (None while disconnected).  Direct attr.
 ssl_options                dict   {}                 TLS (see ``fsmio.gobjs.tls``): a dict of
-                                                     options or an ``ssl.SSLContext``.
-                                                     Empty (plain TCP) reads as a shared
-                                                     read-only empty mapping.
+                                                     options (or a JSON object string), or
+                                                     an ``ssl.SSLContext``.  Empty: plain
+                                                     TCP.
 tx_buffer_size             int    4096               The transport's write high-water mark:
                                                      above it the GSock stops handing it
                                                      chunks (it resumes at a quarter of it).
