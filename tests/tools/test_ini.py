@@ -216,3 +216,16 @@ def test_without_pastedeploy(app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_missing_file() -> None:
     with pytest.raises(ToolError, match="config file not found"):
         run_app("nowhere/app.ini")
+
+
+def test_a_ginsfsm_logger_section_gets_a_note(app_dir: Path) -> None:
+    logging_sections = (
+        "[loggers]\nkeys = root, ginsfsm\n[handlers]\nkeys =\n"
+        "[logger_root]\nlevel = INFO\nhandlers =\n"
+        "[logger_ginsfsm]\nlevel = DEBUG\nhandlers =\nqualname = ginsfsm\n"
+    )
+    ini = load_ini(write(app_dir, GOOD + logging_sections))
+    assert check_ini(ini) == []
+    assert f"{ini.path}:20: [logger_ginsfsm] qualname: fsmio logs to the logger 'fsmio', " in (
+        "\n".join(ini.notes)
+    )

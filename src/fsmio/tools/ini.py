@@ -263,8 +263,14 @@ def _check_logging(ini: IniFile, problems: list[str]) -> None:
             for handler in (h.strip() for h in raw.split(","))
             if handler and handler not in handlers
         )
-        if name != "root" and not parser.get(section, "qualname", raw=True, fallback=""):
+        qualname = parser.get(section, "qualname", raw=True, fallback="").strip()
+        if name != "root" and not qualname:
             problems.append(f"{ini.where(section)}: missing qualname")
+        elif qualname.split(".")[0] == "ginsfsm":
+            ini.notes.append(
+                f"{ini.where(section, 'qualname')}: fsmio logs to the logger 'fsmio', "
+                f"not {qualname!r}: write qualname = fsmio"
+            )
     for name in handlers:
         section = f"handler_{name}"
         if not parser.has_section(section):
