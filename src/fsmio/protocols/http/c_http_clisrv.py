@@ -204,7 +204,14 @@ def ac_rx_data(self: GHttpCliSrv, event: Event) -> None:
     if unfed:
         data = unfed + data
         self._unfed = b""
-    self._feed(data)
+    # _feed(), inlined for the common case
+    parser = self._parser
+    try:
+        n = parser.feed(data)
+        if n < len(data) or parser.upgrade_data is not None:
+            self._fed_partly(data, n)
+    except HttpError as exc:
+        self._input_error(exc)
     self._process()
 
 
@@ -703,10 +710,17 @@ class GHttpCliSrv(GObj):
         except HttpError as exc:
             self._input_error(exc)
             return
-        if n < len(data):
-            self._unfed = data[n:]
+        if n < len(data) or parser.upgrade_data is not None:
+            self._fed_partly(data, n)
+
+    def _fed_partly(self, data: bytes, n: int) -> None:
+        """The parser stopped before the end of ``data``: too many requests waiting (the
+        rest is kept for later), or an upgrade (nothing more is parsed)."""
+        parser = self._parser
         if parser.upgrade_data is not None:
             self._input_closed = True
+            return
+        self._unfed = data[n:]
 
     def _input_error(self, exc: HttpError) -> None:
         """A rejected request: it takes its place in the queue as an error entry."""
@@ -741,50 +755,59 @@ class GHttpCliSrv(GObj):
             parser = self._parser
             requests = parser.requests
             settings = self.settings
-            while self._active is None and self._st != "ST_CLOSING":
-                if not requests:
-                    if self._unfed and not parser.dead and not self._input_closed:
-                        data = self._unfed
-                        self._unfed = b""
-                        self._feed(data)
-                        if requests:
-                            continue
-                    break
-                request = requests[0]
-                if request.error is not None:
-                    requests.clear()
-                    self._reject(request.error)
-                    break
+            while True:
+                self._deliver_next(parser, requests, settings)
                 if (
-                    request.content_length is None and not request.chunked
-                ) or request.content_length == 0:
-                    streaming = False
-                elif (
-                    not settings.auto_read_body
-                    or request.expect_continue
-                    or (request.content_length or 0) > settings.max_buffered_body
-                    or request._body_buffered > settings.max_buffered_body
+                    self._paused
+                    or self._unfed
+                    or requests
+                    or parser.current is not None
+                    or parser._in_head
+                    or self._active is not None
+                    or self._st != "ST_WAIT_REQUEST"
                 ):
-                    streaming = True
-                elif request._body_complete:
-                    streaming = False
-                else:
-                    break  # a small body still arriving
-                requests.popleft()
-                self._deliver(request, streaming)
-            if (
-                self._paused
-                or self._unfed
-                or requests
-                or parser.current is not None
-                or parser._in_head
-                or self._active is not None
-                or self._st != "ST_WAIT_REQUEST"
-            ):
-                self._flow()
-                self._update_state()
+                    answered = self._active
+                    self._flow()
+                    if answered is not None and self._active is None and (requests or self._unfed):
+                        continue  # _flow gave a body whose response ended: go on
+                    self._update_state()
+                break
         finally:
             self._processing = False
+
+    def _deliver_next(self, parser: RequestParser, requests: Any, settings: Any) -> None:
+        """Deliver queued requests while nothing is with the application."""
+        while self._active is None and self._st != "ST_CLOSING":
+            if not requests:
+                if self._unfed and not parser.dead and not self._input_closed:
+                    data = self._unfed
+                    self._unfed = b""
+                    self._feed(data)
+                    if requests:
+                        continue
+                break
+            request = requests[0]
+            if request.error is not None:
+                requests.clear()
+                self._reject(request.error)
+                break
+            if (
+                request.content_length is None and not request.chunked
+            ) or request.content_length == 0:
+                streaming = False
+            elif (
+                not settings.auto_read_body
+                or request.expect_continue
+                or (request.content_length or 0) > settings.max_buffered_body
+                or request._body_buffered > settings.max_buffered_body
+            ):
+                streaming = True
+            elif request._body_complete:
+                streaming = False
+            else:
+                break  # a small body still arriving
+            requests.popleft()
+            self._deliver(request, streaming)
 
     def _deliver(self, request: HttpRequest, streaming: bool) -> None:
         self._n_requests = n = self._n_requests + 1
@@ -851,7 +874,14 @@ class GHttpCliSrv(GObj):
             return
         parser = self._parser
         active = self._active
-        if active is not None and active.streaming and active._body_chunks and self._want_body:
+        if (
+            self._want_body
+            and active is not None
+            and (active._body_chunks or active._body_complete)
+            and not self._body_eof_sent
+        ):
+            # the application asked, and bytes (or the end: a last empty chunk can come
+            # alone) are here
             self._give_body(active)
         current = parser.current
         pause = (
