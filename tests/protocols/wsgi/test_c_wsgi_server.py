@@ -330,13 +330,8 @@ def test_chunked_wsgi_input(size: int) -> None:
     assert info[0][1] is (size > 100_000)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="http layer (GHttpCliSrv._flow): a body pull pending when a chunked body's "
-    "terminating chunk arrives alone is never answered, so the request waits for "
-    "body_timeout; reported to the http branch",
-)
 def test_chunked_wsgi_input_whose_end_arrives_late() -> None:
+    """The terminating chunk alone, after the body was pulled: the pull is answered."""
     info: list[tuple[str, bool]] = []
     payload = payload_of(200_000)
     with serving(
