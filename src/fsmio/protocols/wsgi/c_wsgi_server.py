@@ -503,13 +503,20 @@ class GWsgiServer(GObj):
                 status=exchange.status,
                 headers=exchange.headers,
             )
+        budget = self.config.wsgi_output_window
         while True:
             if not self._has_room(channel):
                 exchange.waiting_ready = True
                 return
+            if budget <= 0:
+                # The connection takes all we give and the worker keeps producing: go on
+                # from the queue, after the loop's I/O (a peer that closed must be seen).
+                self.post_event(self, "EV_WSGI_OUTPUT", exchange=exchange)
+                return
             chunk = exchange.pop_chunk()
             if chunk is None:
                 break
+            budget -= len(chunk)
             if self.send_event(channel, "EV_HTTP_RESPONSE_DATA", request=request, data=chunk) == -1:
                 exchange.abort()
                 return
