@@ -241,11 +241,16 @@ def test_a_client_that_does_not_read_blocks_its_worker() -> None:
         try:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             wait_until(lambda: produced[0] > 0)
-            # It stalls: kernel buffers + the GSock's queue + the hand-off window.
-            time.sleep(0.5)
-            stalled = produced[0]
-            time.sleep(0.3)
-            assert produced[0] == stalled
+            # It stalls (kernel buffers + the GSock's queue + the hand-off window full):
+            # production stops changing, well below the 64 MiB of the response.
+            stalled = -1
+            for _ in range(40):  # at most 12 s
+                time.sleep(0.3)
+                if produced[0] == stalled:
+                    break
+                stalled = produced[0]
+            else:
+                raise AssertionError(f"the worker never stalled: {produced[0]} bytes")
             assert stalled < 24 * 1024 * 1024, stalled
             received = 0
             deadline = time.monotonic() + 60
