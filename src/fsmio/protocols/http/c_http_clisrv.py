@@ -404,6 +404,7 @@ class GHttpCliSrv(GObj):
         "_closed",
         "_continue_sent",
         "_deadline_kind",
+        "_durations",
         "_ginsfsm",
         "_input_closed",
         "_keep_alive",
@@ -442,6 +443,7 @@ class GHttpCliSrv(GObj):
         self._closed = False
         self._continue_sent = False
         self._deadline_kind: str | None = None
+        self._durations = _DEFAULT_SETTINGS.durations
         self._ginsfsm: HttpResponse | None = None
         self._input_closed = False
         self._keep_alive = True
@@ -475,6 +477,7 @@ class GHttpCliSrv(GObj):
         if settings is None:
             settings = self.settings = _DEFAULT_SETTINGS
         self.server_line = settings.server_line
+        self._durations = settings.durations
         self._max_requests = settings.keep_alive_max_requests or 1 << 62
         self._parser = RequestParser(
             max_request_line=settings.max_request_line,
@@ -1064,10 +1067,7 @@ class GHttpCliSrv(GObj):
             self.set_new_state(state)
         self._since = since
         self._deadline_kind = kind
-        if kind is None:
-            seconds = self.settings.durations[state]
-        else:
-            seconds = self._seconds()
+        seconds = self._durations[state] if kind is None else self._seconds()
         if seconds > 0:
             deadline = since + seconds
             timer = self._timer
