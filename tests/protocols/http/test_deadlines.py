@@ -213,3 +213,21 @@ def test_inactivity_timeout_while_a_streamed_response_stalls(http_server: Any) -
     assert 0.2 < time.monotonic() - start < 3
     assert out.endswith(b"1\r\nx\r\n")  # the chunk, never the end of the response
     server.wait_for(lambda: server.app.close_reasons() == ["inactivity"])
+
+
+def test_shutdown_does_not_wait_beyond_drain_timeout() -> None:
+    server = HttpServerThread(drain_timeout=0.3, gaplic_kw={"shutdown_grace": 5.0})
+    held: list[Any] = []
+    server.app.hooks["EV_HTTP_REQUEST"] = lambda app, ev: held.append(ev.request)
+    server.start()
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.wait_for(lambda: bool(held))
+        start = time.monotonic()
+        server.gaplic.stop()
+        server.thread.join(10)
+        assert not server.thread.is_alive()
+        assert time.monotonic() - start < 3
+        assert read_until_close(sock) == b""
+    server.gaplic.close()
+    assert server.app.close_reasons() == ["shutdown"]

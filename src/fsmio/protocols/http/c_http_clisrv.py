@@ -96,7 +96,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from fsmio.core.errors import GObjError
-from fsmio.core.event import Event
+from fsmio.core.event import Event, new_event
 from fsmio.core.gconfig import FLAG_DIRECT_ATTR
 from fsmio.core.gobj import GObj
 from fsmio.protocols.http.parser import HttpError, RequestParser
@@ -404,6 +404,7 @@ class GHttpCliSrv(GObj):
         "_closed",
         "_continue_sent",
         "_deadline_kind",
+        "_durations",
         "_ginsfsm",
         "_input_closed",
         "_keep_alive",
@@ -417,6 +418,7 @@ class GHttpCliSrv(GObj):
         "_resp_head",
         "_resp_remaining",
         "_resp_started",
+        "_send_event",
         "_server",
         "_since",
         "_st",
@@ -441,6 +443,7 @@ class GHttpCliSrv(GObj):
         self._closed = False
         self._continue_sent = False
         self._deadline_kind: str | None = None
+        self._durations = _DEFAULT_SETTINGS.durations
         self._ginsfsm: HttpResponse | None = None
         self._input_closed = False
         self._keep_alive = True
@@ -453,6 +456,7 @@ class GHttpCliSrv(GObj):
         self._resp_head: bytes | None = None
         self._resp_remaining = 0
         self._resp_started = False
+        self._send_event: Event | None = None
         self._server: Any = None
         self._since = 0.0
         self._st = "ST_WAIT_REQUEST"
@@ -473,6 +477,7 @@ class GHttpCliSrv(GObj):
         if settings is None:
             settings = self.settings = _DEFAULT_SETTINGS
         self.server_line = settings.server_line
+        self._durations = settings.durations
         self._max_requests = settings.keep_alive_max_requests or 1 << 62
         self._parser = RequestParser(
             max_request_line=settings.max_request_line,
@@ -543,7 +548,7 @@ class GHttpCliSrv(GObj):
             if body:
                 parts += (b"%x\r\n" % len(body), body, b"\r\n")
             parts.append(b"0\r\n\r\n")
-        n: int = self.send_event(self.gsock, "EV_SEND_DATA", data=b"".join(parts))
+        n: int = self._send(b"".join(parts))
         self._finished(keep_alive)
         return n
 
@@ -596,7 +601,7 @@ class GHttpCliSrv(GObj):
                 self._resp_remaining = remaining
             out = head + data if head else data
         self._resp_head = None
-        n: int = self.send_event(self.gsock, "EV_SEND_DATA", data=out)
+        n: int = self._send(out)
         return n
 
     def end_response(self, request: HttpRequest, trailers: Any = None) -> None:
@@ -629,7 +634,7 @@ class GHttpCliSrv(GObj):
         elif framing == FRAMING_CLOSE:
             keep_alive = False
         if out:
-            self.send_event(self.gsock, "EV_SEND_DATA", data=out)
+            self._send(out)
         self._finished(keep_alive)
 
     def hand_over_gsock(self, request: HttpRequest, new_subscriber: Any) -> Any:
@@ -699,6 +704,19 @@ class GHttpCliSrv(GObj):
             response = self._ginsfsm_response()
         if response is not None:
             response.finish()
+
+    def _send(self, data: bytes) -> int:
+        """EV_SEND_DATA to the GSock (bytes queued, or -1).  One Event object per channel,
+        re-used: the hot path's write costs no allocation beyond its kw dict."""
+        gsock = self.gsock
+        if gsock._destroyed:
+            return -1
+        event = self._send_event
+        if event is None:
+            event = self._send_event = new_event(gsock, "EV_SEND_DATA", [self], {})
+        event.__dict__ = {"data": data}
+        n: int = gsock.inject_event(event)
+        return n
 
     # ------------------------------------------------------------------------------------
     #   Input
@@ -842,7 +860,7 @@ class GHttpCliSrv(GObj):
             and not self._resp_started
         ):
             self._continue_sent = True
-            self.send_event(self.gsock, "EV_SEND_DATA", data=_CONTINUE)
+            self._send(_CONTINUE)
         if request._body_chunks or request._body_complete:
             self._give_body(request)
         else:
@@ -964,7 +982,7 @@ class GHttpCliSrv(GObj):
         )
         if request.method != "HEAD":
             parts.append(body)
-        self.send_event(self.gsock, "EV_SEND_DATA", data=b"".join(parts))
+        self._send(b"".join(parts))
         self._finished(False)
 
     def _response_error(self, request: HttpRequest, exc: Exception) -> int:
@@ -1049,10 +1067,7 @@ class GHttpCliSrv(GObj):
             self.set_new_state(state)
         self._since = since
         self._deadline_kind = kind
-        if kind is None:
-            seconds = self.settings.durations[state]
-        else:
-            seconds = self._seconds()
+        seconds = self._durations[state] if kind is None else self._seconds()
         if seconds > 0:
             deadline = since + seconds
             timer = self._timer
