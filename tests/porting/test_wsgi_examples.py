@@ -1,6 +1,8 @@
 """ginsfsm's WSGI examples (``examples/wsgi/simple_wsgi_server.py`` and
-``multiple_wsgi_server.py``), ported by changing their imports to fsmio and binding them
-to 127.0.0.1 on a free port, run as programs and answering as the originals did."""
+``multiple_wsgi_server.py``, and their ``.ini`` deployment files), ported by changing
+their imports (``use = call:...`` lines) to fsmio and binding them to 127.0.0.1 on a free
+port, run as programs (and with ``fsmio run X.ini``, as ``gserve X.ini`` ran them) and
+answering as the originals did."""
 
 from __future__ import annotations
 
@@ -25,9 +27,16 @@ class Program:
     """A ported example running in a subprocess; stderr (its log) read in a thread."""
 
     def __init__(self, name: str) -> None:
+        # A .py runs as a program (as `python simple_wsgi_server.py`); an .ini with
+        # `fsmio run` (as `gserve simple_wsgi_server.ini`), from the repository root so
+        # that its `use = call:tests.porting...` lines import.
+        if name.endswith(".ini"):
+            command = [sys.executable, "-m", "fsmio", "run", str(HERE / name)]
+        else:
+            command = [sys.executable, str(HERE / name)]
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / name)],
-            cwd=HERE,
+            command,
+            cwd=HERE if name.endswith(".py") else HERE.parents[1],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -131,8 +140,9 @@ def get(path: str) -> bytes:
 
 
 @pytest.mark.slow
-def test_simple_wsgi_server() -> None:
-    program = Program("simple_wsgi_server.py")
+@pytest.mark.parametrize("name", ["simple_wsgi_server.py", "simple_wsgi_server.ini"])
+def test_simple_wsgi_server(name: str) -> None:
+    program = Program(name)
     try:
         port = program.port()
         # one request, then two pipelined (the original was verified with both)
@@ -147,8 +157,9 @@ def test_simple_wsgi_server() -> None:
 
 
 @pytest.mark.slow
-def test_multiple_wsgi_server() -> None:
-    program = Program("multiple_wsgi_server.py")
+@pytest.mark.parametrize("name", ["multiple_wsgi_server.py", "multiple_wsgi_server.ini"])
+def test_multiple_wsgi_server(name: str) -> None:
+    program = Program(name)
     try:
         port = program.port()
         replies = exchange(
@@ -172,3 +183,8 @@ def test_only_imports_and_binding_differ_from_the_originals() -> None:
         assert '"wsgi-server.host": "127.0.0.1"' in text
         assert '"wsgi-server.port": 0' in text
         assert "from fsmio import" in text
+    for name in ("simple_wsgi_server.ini", "multiple_wsgi_server.ini"):
+        text = (HERE / name).read_text()
+        assert "call:ginsfsm" not in text
+        assert "wsgi-server.host = 127.0.0.1" in text
+        assert "wsgi-server.port = 0" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,3 +59,35 @@ def serving(gclass: type, ready: bool = True, **config: Any) -> Iterator[Served]
         worker.stop(15)
         assert not worker.is_alive(), "the GAplic thread did not stop within 15 s"
         gaplic.close()
+
+
+def post_chunked(
+    port: int, path: str, pieces: list[bytes], pause_before_end: float = 0.0
+) -> tuple[int, bytes]:
+    """POST ``pieces`` as a chunked body on a new connection; ``(status, body)`` of the
+    answer (Content-Length framed).  The head and the chunks go in one write; with
+    ``pause_before_end`` the terminating chunk goes that many seconds later, alone."""
+    body = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    try:
+        if pause_before_end:
+            sock.sendall(head + body)
+            time.sleep(pause_before_end)
+            sock.sendall(b"0\r\n\r\n")
+        else:
+            sock.sendall(head + body + b"0\r\n\r\n")
+        data = b""
+        for _ in range(100_000):
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            data += piece
+    finally:
+        sock.close()
+    head_end = data.index(b"\r\n\r\n")
+    status = int(data.split(b" ", 2)[1])
+    return status, data[head_end + 4 :]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import http.client
+import json
 import logging
 import socket
 import threading
@@ -22,7 +23,7 @@ from starlette.routing import Route
 
 from fsmio import GAplic, GAplicThreadWorker, GConfigValidateError
 from fsmio.protocols.asgi import GAsgiServer
-from tests.protocols.serving import serving, wait_until
+from tests.protocols.serving import post_chunked, serving, wait_until
 
 # ----------------------------------------------------------------------------------------
 #   A Starlette application
@@ -172,10 +173,11 @@ def test_starlette_request_body_streamed(size: int) -> None:
         httpx.Client(timeout=30) as client,
     ):
         fixed = client.post(srv.url + "/upload", content=payload)
-        chunked = client.post(srv.url + "/upload", content=iter([payload[:10], payload[10:]]))
+        status, chunked = post_chunked(srv.port, "/upload", [payload[:10], payload[10:]])
     expected = {"size": size, "sha256": hashlib.sha256(payload).hexdigest()}
     assert fixed.json() == expected
-    assert chunked.json() == expected
+    assert status == 200
+    assert json.loads(chunked) == expected
 
 
 def test_http_disconnect_reaches_the_application() -> None:
@@ -360,3 +362,36 @@ def test_stopping_lets_a_running_request_finish() -> None:
     client.join(10)
     assert results and results[0].status_code == 200
     assert results[0].text == "finished"
+
+
+@pytest.mark.parametrize(("mode", "stops"), [("on", True), ("auto", False), ("off", False)])
+def test_lifespan_modes_with_an_app_without_lifespan(mode: str, stops: bool) -> None:
+    gaplic = GAplic(f"asgi-lifespan-{mode}")
+    ready = threading.Event()
+    try:
+        server = gaplic.create_gobj(
+            "server",
+            GAsgiServer,
+            gaplic,
+            application=raw_app,  # raises on the lifespan scope
+            host="127.0.0.1",
+            port=0,
+            lifespan=mode,
+            ready_callback=ready.set,
+        )
+        worker = GAplicThreadWorker(gaplic)
+        worker.start()
+        if stops:
+            worker.join(15)
+            assert not worker.is_alive()
+            assert gaplic.exit_code == 3
+            assert "no lifespan here" in (server.startup_error or "")
+        else:
+            assert ready.wait(10)
+            response = httpx.get(f"http://127.0.0.1:{server.config.port}/upgrade", timeout=10)
+            assert response.text == "http"
+            worker.stop(15)
+            assert not worker.is_alive()
+            assert gaplic.exit_code == 0
+    finally:
+        gaplic.close()

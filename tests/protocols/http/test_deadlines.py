@@ -4,7 +4,6 @@ body, responseless (504); and the graceful shutdown that lets in-flight response
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from typing import Any
@@ -189,8 +188,46 @@ def test_graceful_shutdown_finishes_in_flight_responses() -> None:
     assert sorted(server.app.close_reasons()) == ["shutdown", "shutdown"]
 
 
-def test_listener_refuses_after_shutdown_begins(http_server: Any) -> None:
+def test_shutdown_stops_listening_and_closes_idle_connections(http_server: Any) -> None:
     server = http_server()
-    server.call(lambda: server.server._shutdown())
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+    with server.connect() as idle:
+        server.wait_for(lambda: len(server.server.get_channels()) == 1)
+        assert server.call(lambda: server.server._shutdown()) is None  # nothing in flight
+        assert read_until_close(idle) == b""
+    assert not server.call(lambda: server.server.gserversock.is_listening())
+    server.wait_for(lambda: server.app.close_reasons() == ["shutdown"])
+
+
+def test_inactivity_timeout_while_a_streamed_response_stalls(http_server: Any) -> None:
+    server = http_server(inactivity_timeout=0.3)
+
+    def stall(app: App, event: Event) -> None:
+        app.send_event(event.channel, "EV_HTTP_RESPONSE_START", request=event.request, status=200)
+        app.send_event(event.channel, "EV_HTTP_RESPONSE_DATA", request=event.request, data=b"x")
+
+    server.app.hooks["EV_HTTP_REQUEST"] = stall
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        start = time.monotonic()
+        out = read_until_close(sock)
+    assert 0.2 < time.monotonic() - start < 3
+    assert out.endswith(b"1\r\nx\r\n")  # the chunk, never the end of the response
+    server.wait_for(lambda: server.app.close_reasons() == ["inactivity"])
+
+
+def test_shutdown_does_not_wait_beyond_drain_timeout() -> None:
+    server = HttpServerThread(drain_timeout=0.3, gaplic_kw={"shutdown_grace": 5.0})
+    held: list[Any] = []
+    server.app.hooks["EV_HTTP_REQUEST"] = lambda app, ev: held.append(ev.request)
+    server.start()
+    with server.connect() as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.wait_for(lambda: bool(held))
+        start = time.monotonic()
+        server.gaplic.stop()
+        server.thread.join(10)
+        assert not server.thread.is_alive()
+        assert time.monotonic() - start < 3
+        assert read_until_close(sock) == b""
+    server.gaplic.close()
+    assert server.app.close_reasons() == ["shutdown"]

@@ -43,6 +43,11 @@ def test_get_with_http_client_keep_alive(http_server: Any) -> None:
     names = server.app.names()
     assert names[0] == "EV_HTTP_CHANNEL_OPENED"
     assert names[-1] == "EV_HTTP_CHANNEL_CLOSED"
+    # the channel is destroyed (posted) after it closed, and counted out
+    server.wait_for(lambda: server.call(lambda: not server.server.get_channels()))
+    server.wait_for(lambda: server.call(lambda: first.channel._destroyed))
+    assert server.call(lambda: server.server.config.n_channels) == 0
+    assert first.channel.name.startswith("channel_")
 
 
 def test_channel_is_the_source_and_the_kw(http_server: Any) -> None:

@@ -19,7 +19,7 @@ import pytest
 from fsmio import GAplic, GConfigValidateError
 from fsmio.protocols.apps import AppNotFound
 from fsmio.protocols.wsgi import GWsgiServer, URLMap
-from tests.protocols.serving import serving, wait_until
+from tests.protocols.serving import post_chunked, serving, wait_until
 
 
 def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -241,11 +241,16 @@ def test_a_client_that_does_not_read_blocks_its_worker() -> None:
         try:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             wait_until(lambda: produced[0] > 0)
-            # It stalls: kernel buffers + the GSock's queue + the hand-off window.
-            time.sleep(0.5)
-            stalled = produced[0]
-            time.sleep(0.3)
-            assert produced[0] == stalled
+            # It stalls (kernel buffers + the GSock's queue + the hand-off window full):
+            # production stops changing, well below the 64 MiB of the response.
+            stalled = -1
+            for _ in range(40):  # at most 12 s
+                time.sleep(0.3)
+                if produced[0] == stalled:
+                    break
+                stalled = produced[0]
+            else:
+                raise AssertionError(f"the worker never stalled: {produced[0]} bytes")
             assert stalled < 24 * 1024 * 1024, stalled
             received = 0
             deadline = time.monotonic() + 60
@@ -317,18 +322,29 @@ def test_large_wsgi_input_spooled(size: int) -> None:
     assert info[0][1] is (size > 100_000)
 
 
-@pytest.mark.parametrize("size", [10, 200_000])
+@pytest.mark.parametrize("size", [10, 200_000, 2 * 1024 * 1024])
 def test_chunked_wsgi_input(size: int) -> None:
     info: list[tuple[str, bool]] = []
     payload = payload_of(size)
-    with (
-        serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv,
-        httpx.Client(timeout=30) as client,
-    ):
-        response = client.post(srv.url + "/upload", content=iter([payload[:7], payload[7:]]))
-    assert response.status_code == 200
-    assert response.content == hashlib.sha256(payload).hexdigest().encode()
+    pieces = [payload[i : i + 70_000] for i in range(0, len(payload), 70_000)]
+    with serving(GWsgiServer, application=digest_app(info), wsgi_spool_size=100_000) as srv:
+        status, body = post_chunked(srv.port, "/upload", pieces)
+    assert status == 200
+    assert body == hashlib.sha256(payload).hexdigest().encode()
     assert info[0][0] == ""  # chunked: no CONTENT_LENGTH
+    assert info[0][1] is (size > 100_000)
+
+
+def test_chunked_wsgi_input_whose_end_arrives_late() -> None:
+    """The terminating chunk alone, after the body was pulled: the pull is answered."""
+    info: list[tuple[str, bool]] = []
+    payload = payload_of(200_000)
+    with serving(
+        GWsgiServer, application=digest_app(info), body_timeout=3.0, wsgi_spool_size=100_000
+    ) as srv:
+        status, body = post_chunked(srv.port, "/upload", [payload], pause_before_end=0.3)
+    assert status == 200
+    assert body == hashlib.sha256(payload).hexdigest().encode()
 
 
 def test_urlmap_behind_the_server() -> None:
@@ -421,3 +437,38 @@ def test_a_body_that_cannot_be_spooled_is_a_503(
         status, _headers, _body = get(srv.port, "/upload", "POST", b"u" * 300_000)
     assert status == 503
     assert "spooling a request body failed" in caplog.text
+
+
+@pytest.mark.parametrize("size", [2000, 200_000])
+def test_expect_100_continue(size: int) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        data = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [str(len(data)).encode()]
+
+    with serving(GWsgiServer, application=app) as srv:
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        try:
+            sock.sendall(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                b"Expect: 100-continue\r\n\r\n" % size
+            )
+            assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(b"x" * size)
+            reply = b""
+            while not reply.endswith(str(size).encode()):
+                piece = sock.recv(4096)
+                assert piece, reply
+                reply += piece
+        finally:
+            sock.close()
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_a_request_after_the_pool_stopped_is_a_503() -> None:
+    with serving(GWsgiServer, application=hello) as srv:
+        assert get(srv.port, "/")[0] == 200
+        assert srv.server._pool.shutdown(wait=5)  # as when the GAplic is stopping
+        status, headers, _ = get(srv.port, "/")
+    assert status == 503
+    assert headers.get("Connection") == "close"

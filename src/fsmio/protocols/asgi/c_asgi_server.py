@@ -86,6 +86,8 @@ _LOG = logging.getLogger("fsmio")
 EXIT_STARTUP_FAILED: Final = 3
 
 _DISCONNECT: Final = {"type": "http.disconnect"}
+#: Response bytes a task may write without waiting before it yields to the loop once.
+_YIELD_EVERY: Final = 256 * 1024
 _ERROR_BODY: Final = b"Internal Server Error"
 _ERROR_HEADERS: Final = [(b"content-type", b"text/plain; charset=utf-8")]
 
@@ -209,6 +211,7 @@ class _HttpCycle:
         "server",
         "status",
         "task",
+        "unyielded",
         "waiter",
     )
 
@@ -224,6 +227,7 @@ class _HttpCycle:
         self.body_done = False
         self.body_chunks: list[tuple[bytes, bool]] = []
         self.pull_pending = False
+        self.unyielded = 0
         #: The future receive() or send() is waiting on (at most one of each at a time;
         #: one slot suffices since a task awaits one thing at a time, and a second task
         #: calling receive() while send() waits is woken harmlessly).
@@ -321,18 +325,28 @@ class _HttpCycle:
                 status=self.status,
                 headers=self.headers,
             )
-        if body and (
-            server.send_event(channel, "EV_HTTP_RESPONSE_DATA", request=request, data=body) == -1
-        ):
-            self.disconnect()
-            return
+        if body:
+            if (
+                server.send_event(channel, "EV_HTTP_RESPONSE_DATA", request=request, data=body)
+                == -1
+            ):
+                self.disconnect()
+                return
+            self.unyielded += len(body)
         if not more:
             self.complete = True
             server._forget(self)
             server.send_event(channel, "EV_HTTP_RESPONSE_END", request=request)
             return
-        while not self.disconnected and not server._has_room(channel):
-            await self._wait()
+        if not server._has_room(channel):
+            self.unyielded = 0
+            while not self.disconnected and not server._has_room(channel):
+                await self._wait()
+        elif self.unyielded >= _YIELD_EVERY:
+            # The connection takes all we give: let the loop do its I/O now and then (a
+            # peer that closed must be seen) rather than run this producer forever.
+            self.unyielded = 0
+            await asyncio.sleep(0)
 
     # -- the task ------------------------------------------------------------------------
     async def run(self, app: Any, scope: dict[str, Any]) -> None:

@@ -96,7 +96,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from fsmio.core.errors import GObjError
-from fsmio.core.event import Event
+from fsmio.core.event import Event, new_event
 from fsmio.core.gconfig import FLAG_DIRECT_ATTR
 from fsmio.core.gobj import GObj
 from fsmio.protocols.http.parser import HttpError, RequestParser
@@ -204,7 +204,14 @@ def ac_rx_data(self: GHttpCliSrv, event: Event) -> None:
     if unfed:
         data = unfed + data
         self._unfed = b""
-    self._feed(data)
+    # _feed(), inlined for the common case
+    parser = self._parser
+    try:
+        n = parser.feed(data)
+        if n < len(data) or parser.upgrade_data is not None:
+            self._fed_partly(data, n)
+    except HttpError as exc:
+        self._input_error(exc)
     self._process()
 
 
@@ -397,6 +404,7 @@ class GHttpCliSrv(GObj):
         "_closed",
         "_continue_sent",
         "_deadline_kind",
+        "_durations",
         "_ginsfsm",
         "_input_closed",
         "_keep_alive",
@@ -410,6 +418,7 @@ class GHttpCliSrv(GObj):
         "_resp_head",
         "_resp_remaining",
         "_resp_started",
+        "_send_event",
         "_server",
         "_since",
         "_st",
@@ -434,6 +443,7 @@ class GHttpCliSrv(GObj):
         self._closed = False
         self._continue_sent = False
         self._deadline_kind: str | None = None
+        self._durations = _DEFAULT_SETTINGS.durations
         self._ginsfsm: HttpResponse | None = None
         self._input_closed = False
         self._keep_alive = True
@@ -446,6 +456,7 @@ class GHttpCliSrv(GObj):
         self._resp_head: bytes | None = None
         self._resp_remaining = 0
         self._resp_started = False
+        self._send_event: Event | None = None
         self._server: Any = None
         self._since = 0.0
         self._st = "ST_WAIT_REQUEST"
@@ -466,6 +477,7 @@ class GHttpCliSrv(GObj):
         if settings is None:
             settings = self.settings = _DEFAULT_SETTINGS
         self.server_line = settings.server_line
+        self._durations = settings.durations
         self._max_requests = settings.keep_alive_max_requests or 1 << 62
         self._parser = RequestParser(
             max_request_line=settings.max_request_line,
@@ -536,7 +548,7 @@ class GHttpCliSrv(GObj):
             if body:
                 parts += (b"%x\r\n" % len(body), body, b"\r\n")
             parts.append(b"0\r\n\r\n")
-        n: int = self.send_event(self.gsock, "EV_SEND_DATA", data=b"".join(parts))
+        n: int = self._send(b"".join(parts))
         self._finished(keep_alive)
         return n
 
@@ -589,7 +601,7 @@ class GHttpCliSrv(GObj):
                 self._resp_remaining = remaining
             out = head + data if head else data
         self._resp_head = None
-        n: int = self.send_event(self.gsock, "EV_SEND_DATA", data=out)
+        n: int = self._send(out)
         return n
 
     def end_response(self, request: HttpRequest, trailers: Any = None) -> None:
@@ -622,7 +634,7 @@ class GHttpCliSrv(GObj):
         elif framing == FRAMING_CLOSE:
             keep_alive = False
         if out:
-            self.send_event(self.gsock, "EV_SEND_DATA", data=out)
+            self._send(out)
         self._finished(keep_alive)
 
     def hand_over_gsock(self, request: HttpRequest, new_subscriber: Any) -> Any:
@@ -693,6 +705,19 @@ class GHttpCliSrv(GObj):
         if response is not None:
             response.finish()
 
+    def _send(self, data: bytes) -> int:
+        """EV_SEND_DATA to the GSock (bytes queued, or -1).  One Event object per channel,
+        re-used: the hot path's write costs no allocation beyond its kw dict."""
+        gsock = self.gsock
+        if gsock._destroyed:
+            return -1
+        event = self._send_event
+        if event is None:
+            event = self._send_event = new_event(gsock, "EV_SEND_DATA", [self], {})
+        event.__dict__ = {"data": data}
+        n: int = gsock.inject_event(event)
+        return n
+
     # ------------------------------------------------------------------------------------
     #   Input
     # ------------------------------------------------------------------------------------
@@ -703,10 +728,17 @@ class GHttpCliSrv(GObj):
         except HttpError as exc:
             self._input_error(exc)
             return
-        if n < len(data):
-            self._unfed = data[n:]
+        if n < len(data) or parser.upgrade_data is not None:
+            self._fed_partly(data, n)
+
+    def _fed_partly(self, data: bytes, n: int) -> None:
+        """The parser stopped before the end of ``data``: too many requests waiting (the
+        rest is kept for later), or an upgrade (nothing more is parsed)."""
+        parser = self._parser
         if parser.upgrade_data is not None:
             self._input_closed = True
+            return
+        self._unfed = data[n:]
 
     def _input_error(self, exc: HttpError) -> None:
         """A rejected request: it takes its place in the queue as an error entry."""
@@ -741,50 +773,59 @@ class GHttpCliSrv(GObj):
             parser = self._parser
             requests = parser.requests
             settings = self.settings
-            while self._active is None and self._st != "ST_CLOSING":
-                if not requests:
-                    if self._unfed and not parser.dead and not self._input_closed:
-                        data = self._unfed
-                        self._unfed = b""
-                        self._feed(data)
-                        if requests:
-                            continue
-                    break
-                request = requests[0]
-                if request.error is not None:
-                    requests.clear()
-                    self._reject(request.error)
-                    break
+            while True:
+                self._deliver_next(parser, requests, settings)
                 if (
-                    request.content_length is None and not request.chunked
-                ) or request.content_length == 0:
-                    streaming = False
-                elif (
-                    not settings.auto_read_body
-                    or request.expect_continue
-                    or (request.content_length or 0) > settings.max_buffered_body
-                    or request._body_buffered > settings.max_buffered_body
+                    self._paused
+                    or self._unfed
+                    or requests
+                    or parser.current is not None
+                    or parser._in_head
+                    or self._active is not None
+                    or self._st != "ST_WAIT_REQUEST"
                 ):
-                    streaming = True
-                elif request._body_complete:
-                    streaming = False
-                else:
-                    break  # a small body still arriving
-                requests.popleft()
-                self._deliver(request, streaming)
-            if (
-                self._paused
-                or self._unfed
-                or requests
-                or parser.current is not None
-                or parser._in_head
-                or self._active is not None
-                or self._st != "ST_WAIT_REQUEST"
-            ):
-                self._flow()
-                self._update_state()
+                    answered = self._active
+                    self._flow()
+                    if answered is not None and self._active is None and (requests or self._unfed):
+                        continue  # _flow gave a body whose response ended: go on
+                    self._update_state()
+                break
         finally:
             self._processing = False
+
+    def _deliver_next(self, parser: RequestParser, requests: Any, settings: Any) -> None:
+        """Deliver queued requests while nothing is with the application."""
+        while self._active is None and self._st != "ST_CLOSING":
+            if not requests:
+                if self._unfed and not parser.dead and not self._input_closed:
+                    data = self._unfed
+                    self._unfed = b""
+                    self._feed(data)
+                    if requests:
+                        continue
+                break
+            request = requests[0]
+            if request.error is not None:
+                requests.clear()
+                self._reject(request.error)
+                break
+            if (
+                request.content_length is None and not request.chunked
+            ) or request.content_length == 0:
+                streaming = False
+            elif (
+                not settings.auto_read_body
+                or request.expect_continue
+                or (request.content_length or 0) > settings.max_buffered_body
+                or request._body_buffered > settings.max_buffered_body
+            ):
+                streaming = True
+            elif request._body_complete:
+                streaming = False
+            else:
+                break  # a small body still arriving
+            requests.popleft()
+            self._deliver(request, streaming)
 
     def _deliver(self, request: HttpRequest, streaming: bool) -> None:
         self._n_requests = n = self._n_requests + 1
@@ -819,7 +860,7 @@ class GHttpCliSrv(GObj):
             and not self._resp_started
         ):
             self._continue_sent = True
-            self.send_event(self.gsock, "EV_SEND_DATA", data=_CONTINUE)
+            self._send(_CONTINUE)
         if request._body_chunks or request._body_complete:
             self._give_body(request)
         else:
@@ -851,7 +892,14 @@ class GHttpCliSrv(GObj):
             return
         parser = self._parser
         active = self._active
-        if active is not None and active.streaming and active._body_chunks and self._want_body:
+        if (
+            self._want_body
+            and active is not None
+            and (active._body_chunks or active._body_complete)
+            and not self._body_eof_sent
+        ):
+            # the application asked, and bytes (or the end: a last empty chunk can come
+            # alone) are here
             self._give_body(active)
         current = parser.current
         pause = (
@@ -934,7 +982,7 @@ class GHttpCliSrv(GObj):
         )
         if request.method != "HEAD":
             parts.append(body)
-        self.send_event(self.gsock, "EV_SEND_DATA", data=b"".join(parts))
+        self._send(b"".join(parts))
         self._finished(False)
 
     def _response_error(self, request: HttpRequest, exc: Exception) -> int:
@@ -1019,10 +1067,7 @@ class GHttpCliSrv(GObj):
             self.set_new_state(state)
         self._since = since
         self._deadline_kind = kind
-        if kind is None:
-            seconds = self.settings.durations[state]
-        else:
-            seconds = self._seconds()
+        seconds = self._durations[state] if kind is None else self._seconds()
         if seconds > 0:
             deadline = since + seconds
             timer = self._timer

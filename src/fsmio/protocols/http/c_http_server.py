@@ -338,3 +338,7 @@ class GHttpServer(GObj):
             for channel in busy:
                 if not channel._closed:
                     channel._close("shutdown")
+                    gsock = channel.gsock
+                    if gsock is not None and not gsock._destroyed and not gsock.is_closed():
+                        # out of time: a second EV_DROP aborts what is still pending
+                        self.send_event(gsock, "EV_DROP")

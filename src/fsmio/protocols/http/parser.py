@@ -239,15 +239,16 @@ class RequestParser:
     # ------------------------------------------------------------------------------------
     #   httptools callbacks
     # ------------------------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._in_head = True
-        self._head_fed = 0
-        self._head_size = 0
-        self._url = b""
-        self._headers = []
+    # No on_message_begin: a callback less per request.  A head begins with its target's
+    # first piece (llhttp rejects a long or bad method before that); the state of the
+    # previous head is reset when it completes.
 
     def on_url(self, piece: bytes) -> None:
-        url = self._url = self._url + piece if self._url else piece
+        if self._in_head:
+            url = self._url = self._url + piece
+        else:
+            self._in_head = True
+            url = self._url = piece
         if len(url) > self.max_request_line:
             self._fail(414, "too_large", f"request-target longer than {self.max_request_line}")
 
@@ -287,9 +288,8 @@ class RequestParser:
         headers = self._headers
         self._headers = []
         request = HttpRequest.__new__(HttpRequest)
-        request.method = method
-        request.http_version = version
-        request.headers = headers
+        # one dict for the instance attributes: cheaper than a store per attribute
+        request.__dict__ = {"method": method, "http_version": version, "headers": headers}
         hosts = 0
         keep_alive = http11
         te: bytes | None = None
@@ -332,6 +332,8 @@ class RequestParser:
         if method == "CONNECT":
             self._fail(501, "bad_request", "CONNECT is not supported")
         url = self._url
+        self._url = b""
+        self._head_fed = 0
         request.target = url
         if url[:1] == b"/" and b"?" not in url and b"%" not in url and b"#" not in url:
             request.raw_path = url
@@ -365,6 +367,7 @@ class RequestParser:
         request._body_buffered += len(piece)
 
     def on_message_complete(self) -> None:
+        self._head_size = 0
         request = self.current
         if request is not None:
             request._body_complete = True

@@ -65,6 +65,9 @@ class ResponseInterrupt(Exception):
 #   Status lines, Date
 # ----------------------------------------------------------------------------------------
 _STATUS_LINES: dict[tuple[bool, int], bytes] = {}
+# encode_head's lookups: {status int: (code, line)} per version
+_STATUS_11: dict[Any, tuple[int, bytes]] = {}
+_STATUS_10: dict[Any, tuple[int, bytes]] = {}
 
 
 def status_line(http11: bool, status: Any) -> tuple[int, bytes]:
@@ -217,10 +220,13 @@ def encode_head(
     may serve another request afterwards.  Raises ``ValueError`` for bad headers.
     """
     http11 = request.http_version == "1.1"
-    if type(status) is int and (http11, status) in _STATUS_LINES:
-        code, line = status, _STATUS_LINES[(http11, status)]
+    cached = (_STATUS_11 if http11 else _STATUS_10).get(status)
+    if cached is not None:
+        code, line = cached
     else:
         code, line = status_line(http11, status)
+        if type(status) is int and len(_STATUS_11) < 512:
+            (_STATUS_11 if http11 else _STATUS_10)[status] = (code, line)
     hit = _HEADER_CACHE.get(id(headers))
     if hit is not None and hit[0] is headers:
         block, app_length, app_te, has_connection, close = hit[1]

@@ -81,6 +81,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import io
 import logging
 import tempfile
 from typing import IO, Any, Final
@@ -249,6 +250,10 @@ GWSGISERVER_FSM: Final[dict[str, Any]] = {
 # ----------------------------------------------------------------------------------------
 #   Helpers
 # ----------------------------------------------------------------------------------------
+def _body_file(body: bytes) -> IO[bytes]:
+    return io.BytesIO(body)
+
+
 def _close_spool(exchange: WsgiExchange) -> None:
     spool = exchange.spool
     if spool is not None:
@@ -423,6 +428,18 @@ class GWsgiServer(GObj):
     def _dispatch(self, exchange: WsgiExchange) -> None:
         pool = self._pool
         assert pool is not None
+        if pool.closed:  # stopping: a request read from a connection still draining
+            self._forget(exchange)
+            _close_spool(exchange)
+            self.send_event(
+                exchange.channel,
+                "EV_HTTP_RESPONSE",
+                request=exchange.request,
+                status=503,
+                headers=[("Content-Type", "text/plain"), ("Connection", "close")],
+                body=b"Service Unavailable\n",
+            )
+            return
         if self._running < pool.size:
             self._start(exchange)
             return
@@ -486,13 +503,20 @@ class GWsgiServer(GObj):
                 status=exchange.status,
                 headers=exchange.headers,
             )
+        budget = self.config.wsgi_output_window
         while True:
             if not self._has_room(channel):
                 exchange.waiting_ready = True
                 return
+            if budget <= 0:
+                # The connection takes all we give and the worker keeps producing: go on
+                # from the queue, after the loop's I/O (a peer that closed must be seen).
+                self.post_event(self, "EV_WSGI_OUTPUT", exchange=exchange)
+                return
             chunk = exchange.pop_chunk()
             if chunk is None:
                 break
+            budget -= len(chunk)
             if self.send_event(channel, "EV_HTTP_RESPONSE_DATA", request=request, data=chunk) == -1:
                 exchange.abort()
                 return
@@ -535,9 +559,3 @@ class GWsgiServer(GObj):
                 exchange.abort()
             if self._pool is not None:
                 self._pool.shutdown()
-
-
-def _body_file(body: bytes) -> IO[bytes]:
-    import io
-
-    return io.BytesIO(body)

@@ -41,6 +41,11 @@ class WorkerPool:
         """Jobs submitted and not finished."""
         return self._busy
 
+    @property
+    def closed(self) -> bool:
+        """``shutdown`` was called: no more jobs."""
+        return self._closed
+
     def idle(self) -> bool:
         """Whether a submitted job would start at once."""
         return not self._closed and self._busy < self.size
