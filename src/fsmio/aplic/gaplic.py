@@ -11,7 +11,7 @@ all_unique_names   bool   False    Register the name of every created gobj as un
 strict_events      bool   False    Raise ``EventNotAcceptedError`` instead of returning it.
 shutdown_grace     float  5.0      Seconds that stop() gives shutdown callbacks to finish.
 clock              None   None     Monotonic clock in seconds (tests pass a fake one).
-router_enabled     bool   False    ginsfsm's GRouter; not available (True is an error).
+router_enabled     bool   False    ginsfsm's GRouter; replaced by GRemote (True is an error).
 =================  =====  =======  ==========================================================
 
 No input or output events.
@@ -91,7 +91,11 @@ def _no_router(value: Any) -> Any:
         "off",
         "",
     ):
-        raise ValueError("the ginsfsm GRouter is not available in fsmio yet")
+        raise ValueError(
+            "ginsfsm's GRouter is replaced by NATS: create a fsmio.remote.GRemote gobj "
+            "(TOML: [[gobj]] name = \"router\", gclass = \"fsmio.remote:GRemote\", with "
+            "config servers, subject_prefix, credentials, ssl_options); see docs/remote.md"
+        )
     return value
 
 
@@ -106,7 +110,7 @@ GAPLIC_GCONFIG: Final[dict[str, list[Any]]] = {
         "Seconds that stop() gives the shutdown callbacks to finish.",
     ],
     "clock": [None, None, FLAG_DIRECT_ATTR, None, "Monotonic clock (seconds); tests fake it."],
-    "router_enabled": [bool, False, 0, _no_router, "ginsfsm GRouter (not available)."],
+    "router_enabled": [bool, False, 0, _no_router, "ginsfsm GRouter (replaced by GRemote)."],
 }
 
 # Rebuild the timer heap when this many cancelled entries are in it and they are more
@@ -175,6 +179,8 @@ class GAplic(GObj):
             tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
         ] = collections.deque()
         self._unique_named_gobjs: dict[str, GObj] = {}
+        #: The gobj carrying events to other GAplics (a fsmio.remote.GRemote), or None.
+        self.router: Any = None
         self._roots: dict[GObj, None] = {}
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._timer_seq = itertools.count()
@@ -248,6 +254,69 @@ class GAplic(GObj):
         if self._unique_named_gobjs.get(gobj.name) is gobj:
             del self._unique_named_gobjs[gobj.name]
         self._roots.pop(gobj, None)
+
+    # ------------------------------------------------------------------------------------
+    #   Events to other GAplics (through the GRemote gobj of fsmio.remote, if any)
+    # ------------------------------------------------------------------------------------
+    def _router(self, what: str) -> Any:
+        router = self.router
+        if router is None:
+            raise GObjError(
+                f"{what}: GAplic {self.name!r} has no remote events: create a "
+                "fsmio.remote.GRemote gobj (see docs/remote.md)"
+            )
+        return router
+
+    def send_event_outside(
+        self,
+        gaplic_name: str,
+        role: str,
+        gobj_name: str,
+        event_name: str,
+        subscriber_gobj: Any,
+        origin_role: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """Send ``event_name`` to the unique gobj ``gobj_name`` of the GAplic
+        ``gaplic_name`` (or, if that is empty, of one GAplic with the ``role``).
+
+        kw ``__subscribe_response__=True`` asks for the remote action's return value: it
+        comes back to ``subscriber_gobj`` as the same event with kw ``__action_return__``
+        (and ``__error__``).  See docs/remote.md.
+        """
+        return self._router("send_event_outside()").mt_send_event_outside(
+            gaplic_name, role, gobj_name, event_name, subscriber_gobj, origin_role, **kw
+        )
+
+    def subscribe_event_outside(
+        self,
+        gaplic_name: str,
+        role: str,
+        gobj_name: str,
+        event_name: str | None,
+        subscriber_gobj: Any,
+        origin_role: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """Deliver to ``subscriber_gobj`` the broadcasts of ``event_name`` (None: every
+        event) of the exported gobj ``gobj_name`` of the GAplic ``gaplic_name``."""
+        return self._router("subscribe_event_outside()").mt_subscribe_event_outside(
+            gaplic_name, role, gobj_name, event_name, subscriber_gobj
+        )
+
+    def unsubscribe_event_outside(
+        self,
+        gaplic_name: str,
+        role: str,
+        gobj_name: str,
+        event_name: str | None,
+        subscriber_gobj: Any,
+        **kw: Any,
+    ) -> Any:
+        """Undo ``subscribe_event_outside`` (same arguments)."""
+        return self._router("unsubscribe_event_outside()").mt_unsubscribe_event_outside(
+            gaplic_name, role, gobj_name, event_name, subscriber_gobj
+        )
 
     # ------------------------------------------------------------------------------------
     #   The queue and the callbacks
