@@ -29,12 +29,24 @@ def ac_record(self: Recorder, event: Event) -> Any:
     return None
 
 
+def is_answer(self: Recorder, event: Event) -> bool:
+    """The outcome of a __subscribe_response__ comes back as the same event: record it."""
+    if "__action_return__" in event.kw:
+        ac_record(self, event)
+        return True
+    return False
+
+
 def ac_ping(self: Recorder, event: Event) -> Any:
+    if is_answer(self, event):
+        return None
     ac_record(self, event)
     return {"pong": event.kw.get("n"), "by": self.gaplic.name}
 
 
 def ac_data(self: Recorder, event: Event) -> Any:
+    if is_answer(self, event):
+        return None
     n = event.kw.get("n")
     if isinstance(n, int):
         if n != self.last_n + 1:
@@ -45,15 +57,21 @@ def ac_data(self: Recorder, event: Event) -> Any:
 
 
 def ac_count(self: Recorder, event: Event) -> Any:
+    if is_answer(self, event):
+        return None
     return {"count": self.count, "out_of_order": self.out_of_order, "last": self.last_n}
 
 
 def ac_slow(self: Recorder, event: Event) -> Any:
+    if is_answer(self, event):
+        return None
     time.sleep(float(event.kw.get("seconds", 0.5)))
     return "slow done"
 
 
 def ac_boom(self: Recorder, event: Event) -> Any:
+    if is_answer(self, event):
+        return None
     raise RuntimeError("boom")
 
 
@@ -174,7 +192,7 @@ def main(argv: list[str]) -> int:
     url, name = argv[0], argv[1]
     roles = (argv[2],) if len(argv) > 2 and argv[2] else ()
     use_uvloop = len(argv) <= 3 or argv[3] != "asyncio"
-    gaplic, rec, router = make_app(name, url, roles, {"use_uvloop": use_uvloop})
+    gaplic, _rec, router = make_app(name, url, roles, {"use_uvloop": use_uvloop})
 
     def announce(event: Any = None) -> None:
         print("READY", flush=True)

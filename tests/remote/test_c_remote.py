@@ -88,7 +88,7 @@ def test_role_addressed_event(pair: Any) -> None:
 def test_failed_requests_come_back_as_errors(
     pair: Any, gaplic_name: str, role: str, gobj: str, event: str, error: str
 ) -> None:
-    (alice, alice_rec, _), _ = pair
+    (alice, _, _), _ = pair
 
     def send() -> None:
         alice.gaplic.send_event_outside(
@@ -116,7 +116,7 @@ def test_failed_requests_come_back_as_errors(
 
 
 def test_send_while_disconnected_fails_at_once(nats_server: NatsServer) -> None:
-    gaplic, rec, router = make_app("carol", nats_server.url)
+    gaplic, rec, _ = make_app("carol", nats_server.url)
     running = Running(gaplic)
     try:
         wait_until(lambda: connected(rec))
