@@ -197,13 +197,13 @@ def test_bad_role_and_prefix_rejected_at_start() -> None:
 
 def test_bad_names_and_payloads_at_send(two: Any) -> None:
     (alice, _, _), _ = two
-    with pytest.raises(RemoteNameError, match="destination gobj name 'a.b'"):
+    with pytest.raises(RemoteNameError, match=r"destination gobj name 'a\.b'"):
         send(alice, "bob", "", "a.b", "EV_PING", "rec")
     with pytest.raises(RemoteNameError, match="event name 'EV >'"):
         send(alice, "bob", "", "rec", "EV >", "rec")
-    with pytest.raises(TypeError, match="'EV_PING'.*not JSON-serialisable"):
+    with pytest.raises(TypeError, match=r"'EV_PING'.*not JSON-serialisable"):
         send(alice, "bob", "", "rec", "EV_PING", "rec", when=object())
-    with pytest.raises(TypeError, match="'EV_PING'.*not JSON-serialisable"):
+    with pytest.raises(TypeError, match=r"'EV_PING'.*not JSON-serialisable"):
         send(alice, "bob", "", "rec", "EV_PING", "rec", x=float("nan"))
     with pytest.raises(TypeError, match="must be a unique-named gobj"):
         send(alice, "bob", "", "rec", "EV_PING", "nobody")
