@@ -93,7 +93,7 @@ def _no_router(value: Any) -> Any:
     ):
         raise ValueError(
             "ginsfsm's GRouter is replaced by NATS: create a fsmio.remote.GRemote gobj "
-            "(TOML: [[gobj]] name = \"router\", gclass = \"fsmio.remote:GRemote\", with "
+            '(TOML: [[gobj]] name = "router", gclass = "fsmio.remote:GRemote", with '
             "config servers, subject_prefix, credentials, ssl_options); see docs/remote.md"
         )
     return value

@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", metavar="LEVEL", help="override [logging] level")
     run.add_argument("--log-format", choices=("plain", "json"), help="override [logging] format")
 
+    nats_config = sub.add_parser(
+        "nats-config",
+        help="print the NATS server authorization block for fsmio run files",
+        description="One NATS user per GAplic, allowed to publish only as itself. "
+        "See docs/remote.md.",
+    )
+    nats_config.add_argument("configs", nargs="+", metavar="APP.toml", help="fsmio run files")
+
     draw = sub.add_parser(
         "draw",
         help="draw the FSM of gclasses",
@@ -221,7 +229,19 @@ def cmd_trace(args: argparse.Namespace) -> int:
     )
 
 
-COMMANDS = {"run": cmd_run, "draw": cmd_draw, "check": cmd_check, "trace": cmd_trace}
+def cmd_nats_config(args: argparse.Namespace) -> int:
+    from .natsconfig import print_nats_config
+
+    return print_nats_config(args.configs)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "draw": cmd_draw,
+    "check": cmd_check,
+    "trace": cmd_trace,
+    "nats-config": cmd_nats_config,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

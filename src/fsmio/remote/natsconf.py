@@ -1,0 +1,86 @@
+"""The NATS server ``authorization`` block for a set of GAplics.
+
+One NATS user per GAplic.  Its permissions let it publish only on subjects that carry its
+own name as the sender token, so the server guarantees who sent an event (a forged
+``src_gaplic`` is refused), and subscribe only to its own events, its roles, broadcasts
+and its own reply inbox::
+
+    publish:   P.ev.*.G.>  P.role.*.G.>  P.pub.G.>  P.sys.G.>
+    subscribe: P.ev.G.>  P.role.<role>.>  P.pub.>  _INBOX_G.>
+    allow_responses: true      (answers to requests, on the requester's inbox only)
+
+``fsmio nats-config APP.toml...`` prints it (see ``fsmio.tools``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from fsmio.remote.subjects import Subjects, check_token
+
+__all__ = ["NatsIdentity", "authorization_block", "permissions_for"]
+
+
+@dataclass(frozen=True)
+class NatsIdentity:
+    """What the server must know of one GAplic."""
+
+    gaplic: str
+    roles: tuple[str, ...] = ()
+    subject_prefix: str = "fsmio"
+    user: str = ""
+    password: str = ""
+    #: An nkey *public* key (``U...``): used instead of user/password when given.
+    nkey: str = ""
+    notes: list[str] = field(default_factory=list, compare=False)
+
+
+def permissions_for(identity: NatsIdentity) -> dict[str, object]:
+    """The ``permissions`` map of one GAplic's user."""
+    subjects = Subjects(identity.subject_prefix, identity.gaplic)
+    prefix, me = subjects.prefix, subjects.me
+    roles = [check_token(f"GAplic {me!r}: role", role) for role in identity.roles]
+    return {
+        "publish": {
+            "allow": [
+                f"{prefix}.ev.*.{me}.>",
+                f"{prefix}.role.*.{me}.>",
+                f"{prefix}.pub.{me}.>",
+                f"{prefix}.sys.{me}.>",
+            ]
+        },
+        "subscribe": {
+            "allow": [
+                subjects.my_events(),
+                *(subjects.role_events(role) for role in roles),
+                f"{prefix}.pub.>",
+                f"{subjects.inbox_prefix()}.>",
+            ]
+        },
+        "allow_responses": True,
+    }
+
+
+def authorization_block(identities: Iterable[NatsIdentity]) -> str:
+    """The text of a nats-server ``authorization { users = [...] }`` block."""
+    lines = ["authorization {", "  users = ["]
+    seen: set[str] = set()
+    for identity in identities:
+        if identity.gaplic in seen:
+            raise ValueError(f"GAplic {identity.gaplic!r} appears twice")
+        seen.add(identity.gaplic)
+        entry: dict[str, object] = {}
+        if identity.nkey:
+            entry["nkey"] = identity.nkey
+        else:
+            entry["user"] = identity.user or identity.gaplic
+            entry["password"] = identity.password or "CHANGE-ME"
+        entry["permissions"] = permissions_for(identity)
+        lines.append(f"    # GAplic {identity.gaplic}")
+        lines.extend(f"    # {note}" for note in identity.notes)
+        text = json.dumps(entry, indent=2)
+        lines.extend("    " + line for line in text.splitlines())
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"

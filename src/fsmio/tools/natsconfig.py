@@ -1,0 +1,81 @@
+"""``fsmio nats-config APP.toml...``: the NATS server ``authorization`` block for the
+GAplics that these ``fsmio run`` files describe.
+
+For each file: the GAplic's name and roles from ``[gaplic]``, and the GRemote's
+``user``, ``password`` and ``subject_prefix`` — from its ``[[gobj]]`` config, else from
+``[settings]`` (``"GRemote.user"``, ``"<gobj name>.user"`` or a bare ``user``).  A file
+without a GRemote is an error.  A missing password is written ``CHANGE-ME`` (and said on
+standard error): the block is meant to be reviewed, not trusted blindly.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from fsmio.remote.c_remote import GRemote
+from fsmio.remote.errors import RemoteNameError
+from fsmio.remote.natsconf import NatsIdentity, authorization_block
+
+from . import EXIT_BAD_INPUT, ToolError, load_gclass
+from .runner import AppConfig, load_config
+
+__all__ = ["identity_of", "print_nats_config"]
+
+_KEYS = ("user", "password", "subject_prefix")
+
+
+def identity_of(cfg: AppConfig) -> NatsIdentity:
+    """The NATS identity of the GAplic that ``cfg`` describes."""
+    remotes = []
+    for spec in cfg.gobjs:
+        try:
+            gclass = load_gclass(spec.gclass_path)
+        except ToolError:
+            continue
+        if issubclass(gclass, GRemote):
+            remotes.append(spec)
+    if len(remotes) != 1:
+        raise ToolError(
+            f"{cfg.path}: expected one [[gobj]] of gclass fsmio.remote:GRemote, "
+            f"found {len(remotes)}",
+            EXIT_BAD_INPUT,
+        )
+    spec = remotes[0]
+    values: dict[str, Any] = {}
+    for key in _KEYS:
+        for source in (key, f"GRemote.{key}", f"{spec.name}.{key}"):
+            if source in cfg.settings:
+                values[key] = cfg.settings[source]
+        if key in spec.config:
+            values[key] = spec.config[key]
+    notes = []
+    if not values.get("password"):
+        notes.append("no password in the file: set one here and in the file")
+    try:
+        return NatsIdentity(
+            gaplic=cfg.name,
+            roles=tuple(cfg.roles),
+            subject_prefix=str(values.get("subject_prefix", "fsmio")),
+            user=str(values.get("user") or cfg.name),
+            password=str(values.get("password") or ""),
+            notes=notes,
+        )
+    except RemoteNameError as exc:
+        raise ToolError(f"{cfg.path}: {exc}", EXIT_BAD_INPUT) from None
+
+
+def print_nats_config(paths: list[str], out: TextIO | None = None) -> int:
+    """Print the block for ``paths``; return the exit code."""
+    out = out or sys.stdout
+    identities = [identity_of(load_config(Path(path))) for path in paths]
+    try:
+        text = authorization_block(identities)
+    except (ValueError, RemoteNameError) as exc:
+        raise ToolError(str(exc), EXIT_BAD_INPUT) from None
+    for identity in identities:
+        for note in identity.notes:
+            print(f"fsmio nats-config: {identity.gaplic}: {note}", file=sys.stderr)
+    out.write(text)
+    return 0

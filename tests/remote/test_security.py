@@ -1,0 +1,131 @@
+"""Authentication, per-subject permissions (an unforgeable sender) and nats-config."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fsmio.tools.cli import main as fsmio_main
+from fsmio.tools.natsconfig import print_nats_config
+
+from .apps import Running, make_app, wait_until
+from .natsserver import NatsServer
+
+APP = """\
+[gaplic]
+name = "{name}"
+roles = [{roles}]
+
+[[gobj]]
+name = "rec"
+gclass = "tests.remote.apps:Recorder"
+unique = true
+
+[[gobj]]
+name = "router"
+gclass = "fsmio.remote:GRemote"
+config = {{ servers = ["nats://127.0.0.1:4222"], user = "{name}", password = "{name}-secret" }}
+"""
+
+
+def write_apps(tmp_path: Path) -> list[str]:
+    paths = []
+    for name, roles in (("alice", ""), ("bob", '"bank"')):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(APP.format(name=name, roles=roles))
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture
+def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NatsServer]:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    out = io.StringIO()
+    assert print_nats_config(write_apps(tmp_path), out) == 0
+    server = NatsServer(config=out.getvalue())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def test_nats_config_prints_one_user_per_gaplic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    assert fsmio_main(["nats-config", *write_apps(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("authorization {")
+    assert '"user": "bob"' in text and '"password": "bob-secret"' in text
+    assert '"fsmio.ev.*.bob.>"' in text and '"fsmio.role.bank.>"' in text
+    assert '"allow_responses": true' in text
+
+
+def test_nats_config_without_a_gremote_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "plain.toml"
+    path.write_text('[gaplic]\nname = "plain"\n')
+    assert fsmio_main(["nats-config", str(path)]) == 2
+    assert "expected one [[gobj]] of gclass fsmio.remote:GRemote" in capsys.readouterr().err
+
+
+def _app(server: NatsServer, name: str, user: str, password: str, **kw: Any) -> Any:
+    roles = ("bank",) if name == "bob" else ()
+    return make_app(name, server.url, roles, user=user, password=password, **kw)
+
+
+@pytest.mark.slow
+def test_authenticated_peers_talk_and_a_forged_sender_is_refused(secured: NatsServer) -> None:
+    apps = [
+        _app(secured, "alice", "alice", "alice-secret"),
+        _app(secured, "bob", "bob", "bob-secret"),
+        # mallory has alice's credentials but calls itself mallory: every subject it would
+        # publish names mallory as the sender, which alice's user may not publish.
+        _app(secured, "mallory", "alice", "alice-secret"),
+    ]
+    running = [Running(gaplic) for gaplic, _, _ in apps]
+    (_, alice_rec, _), (_, bob_rec, _), (_, mallory_rec, _) = apps
+    try:
+        wait_until(lambda: all(rec.named("EV_REMOTE_CONNECTED") for _, rec, _ in apps))
+        alice, _, mallory = running
+        alice.call(
+            lambda: alice.gaplic.send_event_outside(
+                "", "bank", "rec", "EV_PING", "rec", n=1, __subscribe_response__=True
+            )
+        )
+        wait_until(lambda: alice_rec.named("EV_PING"), what="alice's answer")
+        assert alice_rec.named("EV_PING")[0]["__action_return__"]["by"] == "bob"
+        mallory.call(
+            lambda: mallory.gaplic.send_event_outside("bob", "", "rec", "EV_PING", "rec", n=666)
+        )
+        wait_until(
+            lambda: any(
+                kw["reason"] == "permission" and "publish" in kw["message"].lower()
+                for kw in mallory_rec.named("EV_REMOTE_ERROR")
+            ),
+            what="mallory told of the refused publish",
+        )
+        time.sleep(0.2)
+        assert [kw["n"] for kw in bob_rec.named("EV_PING")] == [1]
+    finally:
+        for run in running:
+            run.stop()
+
+
+def test_bad_password_closes_at_once_with_the_reason(secured: NatsServer) -> None:
+    gaplic, rec, _ = _app(secured, "alice", "alice", "wrong")
+    running = Running(gaplic)
+    try:
+        started = time.monotonic()
+        wait_until(lambda: rec.named("EV_REMOTE_CLOSED"), what="closed")
+        assert rec.named("EV_REMOTE_CLOSED")[0]["reason"].startswith("auth")
+        assert time.monotonic() - started < 3.0
+    finally:
+        running.stop()
