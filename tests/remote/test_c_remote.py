@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import pytest
 
 from fsmio.remote import RemoteDisconnectedError
+from fsmio.tools.trace import format_record
 
 from .apps import Running, make_app, wait_until
 from .natsserver import NatsServer
@@ -128,3 +130,33 @@ def test_send_while_disconnected_fails_at_once(nats_server: NatsServer) -> None:
         wait_until(lambda: connected(rec, 2), what="reconnected event")
     finally:
         running.stop()
+
+
+def test_remote_events_are_traced_with_their_subject(
+    pair: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    (alice, _, alice_router), (_, bob_rec, bob_router) = pair
+    alice_router.trace_mach = True
+    bob_router.write_parameters(trace_remote=True)
+    caplog.set_level(logging.INFO, logger="fsmio")
+    alice.call(lambda: alice.gaplic.send_event_outside("bob", "", "rec", "EV_PING", "rec", n=5))
+    wait_until(lambda: bob_rec.named("EV_PING"))
+    phases = {
+        (record.fsm_phase, record.fsm_subject)
+        for record in caplog.records
+        if getattr(record, "fsm_phase", "").startswith("remote-")
+    }
+    subject = "fsmio.ev.bob.alice.rec.EV_PING"
+    assert ("remote-tx", subject) in phases
+    assert ("remote-rx", subject) in phases
+    line = format_record(
+        {
+            "phase": "remote-rx",
+            "gclass": "GRemote",
+            "gobj": "router",
+            "subject": subject,
+            "event": "EV_PING",
+        },
+        show_time=False,
+    )
+    assert line == f"~> remote-rx: (GRemote:router), subject: {subject}, ev: EV_PING"

@@ -38,7 +38,8 @@ max_pending_events      int    65536                   Received events queued pe
 exported                list   []                      Unique gobjs whose broadcasts
                                                        are published.
 trace_remote            bool   False                   Log every remote event sent and
-                                                       received, with its subject.
+                                                       received, with its subject (also
+                                                       on with ``trace_mach``).
 ======================  =====  ======================  ===============================
 
 Input events (from its own NATS callbacks; not for users):
@@ -757,7 +758,7 @@ class GRemote(GObj):
                 gaplic.time() + float(timeout), self._request_timed_out, token
             )
             self._requests[token] = request
-        if self.config.trace_remote:
+        if self.config.trace_remote or self.trace_mach:
             self._trace("tx", subject, event_name, kw)
         try:
             self._publish_now(subject, payload, reply, headers)
@@ -823,7 +824,7 @@ class GRemote(GObj):
             return
         self._check_size(what, nc, payload, 0)
         subject = self._subjects_or_fail().my_broadcast(gobj_name, event_name)
-        if self.config.trace_remote:
+        if self.config.trace_remote or self.trace_mach:
             self._trace("tx", subject, event_name, kw)
         self._publish_now(subject, payload)
         self.sent += 1
@@ -953,7 +954,7 @@ class GRemote(GObj):
             parsed.event,
             msg.subject,
         )
-        if self.config.trace_remote:
+        if self.config.trace_remote or self.trace_mach:
             self._trace("rx", msg.subject, parsed.event, kw)
         try:
             ret = self.send_event(gobj, parsed.event, __intra_event__=intra, **kw)
@@ -991,7 +992,7 @@ class GRemote(GObj):
         if msg.reply:
             payload = json.dumps({"__error__": reason, "__message__": message}).encode()
             self._spawn(self._reply(msg.reply, payload))
-            if self.config.trace_remote:
+            if self.config.trace_remote or self.trace_mach:
                 self._trace("refused", msg.subject, reason, {"message": message})
             return
         self._report_error(reason, message, msg.subject)
@@ -1046,7 +1047,7 @@ class GRemote(GObj):
         intra = IntraEvent(
             gaplic_name, "", gobj_name, subjects.me, "", subscriber_name, event_name, msg.subject
         )
-        if self.config.trace_remote:
+        if self.config.trace_remote or self.trace_mach:
             self._trace("rx", msg.subject, event_name, kw)
         self.send_event(subscriber, event_name, __intra_event__=intra, **kw)
 

@@ -120,6 +120,7 @@ TRACE_FIELDS: Final = (
     "fsm_action",
     "fsm_next_state",
     "fsm_depth",
+    "fsm_subject",
 )
 
 
