@@ -9,6 +9,16 @@ uvloop) event loop.  Every public name is importable from here::
 
 from ._version import __version__
 from .aplic import Callback, GAplic, GAplicThreadWorker, TimerHandle, setup_gaplic_thread
+
+# Workers (threads, processes) and events between GAplics over NATS (nats-py is imported
+# only when a GRemote connects).
+from .aplic.workers import (
+    GAplicProcessWorker,
+    get_global_subprocesses,
+    get_global_threads,
+    setup_gaplic_process,
+    shutdown,
+)
 from .core import (
     EMPTY_FSM,
     FLAG_DIRECT_ATTR,
@@ -45,6 +55,14 @@ from .core.registry import (
     set_global_main_gaplic,
 )
 from .gobjs import GConnex, GServerSock, GSock, GTimer, hexdump
+from .remote import (
+    GRemote,
+    IntraEvent,
+    RemoteDisconnectedError,
+    RemoteError,
+    RemoteNameError,
+    RemotePayloadTooLargeError,
+)
 
 __all__ = [
     "EMPTY_FSM",
@@ -59,6 +77,7 @@ __all__ = [
     "EventNotAcceptedError",
     "FsmioError",
     "GAplic",
+    "GAplicProcessWorker",
     "GAplicThreadWorker",
     "GConfig",
     "GConfigTemplateError",
@@ -66,10 +85,16 @@ __all__ = [
     "GConnex",
     "GObj",
     "GObjError",
+    "GRemote",
     "GServerSock",
     "GSock",
     "GTimer",
+    "IntraEvent",
     "MachineError",
+    "RemoteDisconnectedError",
+    "RemoteError",
+    "RemoteNameError",
+    "RemotePayloadTooLargeError",
     "SMachine",
     "SendDepthError",
     "StateError",
@@ -80,6 +105,8 @@ __all__ = [
     "asbool",
     "get_global_app",
     "get_global_main_gaplic",
+    "get_global_subprocesses",
+    "get_global_threads",
     "global_get_gaplic",
     "global_get_gobj",
     "hexdump",
@@ -88,5 +115,7 @@ __all__ = [
     "list_globals",
     "set_global_app",
     "set_global_main_gaplic",
+    "setup_gaplic_process",
     "setup_gaplic_thread",
+    "shutdown",
 ]

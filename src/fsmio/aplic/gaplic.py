@@ -831,5 +831,10 @@ class GAplicThreadWorker(threading.Thread):
 
 
 def setup_gaplic_thread(gaplic: GAplic) -> GAplicThreadWorker:
-    """A (not yet started) thread worker for ``gaplic``; call ``.start()`` on it."""
-    return GAplicThreadWorker(gaplic)
+    """A (not yet started) thread worker for ``gaplic``, registered for ``shutdown()``
+    (``fsmio.aplic.workers``); call ``.start()`` on it."""
+    from fsmio.aplic.workers import add_global_thread  # it imports this module
+
+    worker = GAplicThreadWorker(gaplic)
+    add_global_thread(worker)
+    return worker
