@@ -109,3 +109,51 @@ def test_shutdown_stops_threads_and_processes(tmp_path: Path) -> None:
         thread_worker.stop(1)
         process_worker.stop(1)
         thread_gaplic.close()
+
+
+def test_post_event_from_outside_between_threads_keeps_order() -> None:
+    from fsmio import GObj
+
+    received: list[int] = []
+
+    def ac_num(self: GObj, event: object) -> None:
+        received.append(event.n)  # type: ignore[attr-defined]
+
+    class Sink(GObj):
+        def __init__(self) -> None:
+            GObj.__init__(
+                self,
+                {
+                    "event_list": ("EV_NUM: top input",),
+                    "state_list": ("ST_IDLE",),
+                    "machine": {"ST_IDLE": (("EV_NUM", ac_num, None),)},
+                },
+            )
+
+    target = GAplic("order-target")
+    target.create_gobj("sink", Sink, None, __unique_name__=True)
+    worker = setup_gaplic_thread(target)
+    worker.start()
+    senders = []
+    try:
+        total = 5000
+
+        def send_all() -> None:
+            for n in range(total):
+                GObj.post_event_from_outside("order-target", "sink", "EV_NUM", n=n)
+
+        # The posts come from another GAplic's loop thread, as in a program.
+        senders.append(GAplic("order-sender"))
+        sender_worker = setup_gaplic_thread(senders[0])
+        sender_worker.start()
+        senders[0].add_callback(send_all)
+        deadline = time.monotonic() + 20
+        while len(received) < total and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert received == list(range(total))
+        sender_worker.stop()
+    finally:
+        worker.stop()
+        target.close()
+        for sender in senders:
+            sender.close()
