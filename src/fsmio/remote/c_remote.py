@@ -11,7 +11,8 @@ Configuration:
 name                    type   default                 description
 ======================  =====  ======================  ===============================
 subscriber              None   None                    Gets every output event (None:
-                                                       the parent, if any).
+                                                       the parent, unless it is the
+                                                       GAplic).
 servers                 list   [nats://127.0.0.1:4222] NATS URLs (``nats://``, ``tls://``).
 subject_prefix          str    fsmio                   First token(s) of every subject.
 user, password          str    ""                      User/password (for development).
@@ -435,7 +436,8 @@ class GRemote(GObj):
         # Built now so that a bad ssl_options fails the creation, naming the option.
         make_ssl_context(self.config.ssl_options, server_side=False, owner=repr(self))
         subscriber = self.config.subscriber
-        if subscriber is not None or self.parent is not None:
+        # The GAplic (the parent of a top gobj in `fsmio run`) has no machine to take them.
+        if subscriber is not None or self.parent not in (None, gaplic):
             self.subscribe_event(None, subscriber)
         gaplic.router = self
         self._reply_base = f"{self._subjects.inbox_prefix()}.{os.urandom(8).hex()}"
@@ -611,7 +613,11 @@ class GRemote(GObj):
     async def _on_nats_disconnected(self) -> None:
         if not self._ever_connected:
             return
-        (self.logger or _LOG).warning("%r: disconnected from NATS", self)
+        log = self.logger or _LOG
+        if self._stopping:
+            log.info("%r: disconnected from NATS (stopping)", self)
+        else:
+            log.warning("%r: disconnected from NATS", self)
         self.send_event(self, "EV_NATS_DISCONNECTED")
 
     async def _on_nats_reconnected(self) -> None:
@@ -807,7 +813,10 @@ class GRemote(GObj):
         }
         if error is not None:
             kw["__message__"] = message
-        self.send_event(subscriber, request.event_name, **kw)
+        try:
+            self.send_event(subscriber, request.event_name, **kw)
+        except Exception as exc:
+            gaplic.handle_exception(exc, f"{subscriber!r}, answer {request.event_name}")
 
     def _publish_broadcast(self, gobj_name: str, event_name: str, kw: dict[str, Any]) -> None:
         what = f"exported broadcast {gobj_name}.{event_name}"
@@ -973,7 +982,9 @@ class GRemote(GObj):
             return
         if msg.reply:
             try:
-                payload = _encode("__action_return__", {"__action_return__": ret})
+                payload = _encode(
+                    "__action_return__", {"__action_return__": ret, "__gaplic__": subjects.me}
+                )
             except TypeError as exc:
                 self._refuse(msg, "return_not_json", f"{parsed.event}: {exc}")
                 return
@@ -990,7 +1001,13 @@ class GRemote(GObj):
 
     def _refuse(self, msg: Msg, reason: str, message: str) -> None:
         if msg.reply:
-            payload = json.dumps({"__error__": reason, "__message__": message}).encode()
+            payload = json.dumps(
+                {
+                    "__error__": reason,
+                    "__message__": message,
+                    "__gaplic__": self._subjects_or_fail().me,
+                }
+            ).encode()
             self._spawn(self._reply(msg.reply, payload))
             if self.config.trace_remote or self.trace_mach:
                 self._trace("refused", msg.subject, reason, {"message": message})
@@ -1023,6 +1040,10 @@ class GRemote(GObj):
         except (ValueError, RecursionError) as exc:
             self._deliver_outcome(request, None, "bad_payload", f"bad answer: {exc}")
             return
+        # Who answered: for a role, the member that handled it (informational).
+        responder = answer.get("__gaplic__")
+        if not request.intra.origin_gaplic and isinstance(responder, str):
+            request.intra.origin_gaplic = responder
         error = answer.get("__error__")
         if error is not None:
             self._deliver_outcome(request, None, str(error), str(answer.get("__message__", "")))
@@ -1049,7 +1070,10 @@ class GRemote(GObj):
         )
         if self.config.trace_remote or self.trace_mach:
             self._trace("rx", msg.subject, event_name, kw)
-        self.send_event(subscriber, event_name, __intra_event__=intra, **kw)
+        try:
+            self.send_event(subscriber, event_name, __intra_event__=intra, **kw)
+        except Exception as exc:
+            self._gaplic_or_fail().handle_exception(exc, f"{subscriber!r}, remote {event_name}")
 
     def _trace(self, phase: str, subject: str, event_name: str, kw: dict[str, Any]) -> None:
         (self.logger or _LOG).info(
