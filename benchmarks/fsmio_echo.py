@@ -4,9 +4,8 @@
 
 Every message goes the FSM way: the connection's GSock broadcasts ``EV_RX_DATA`` to the
 ``Echo`` gobj, whose action sends the data back with ``EV_SEND_DATA``.  The same program a
-user writes; unlike ``fsmio.examples.echo_server`` it does not take ``EV_TRANSMIT_READY``
-(an echo has no use for it, and a GSock does not emit it to a subscriber that does not
-take it), so what is measured is the echo, not a flow-control signal it ignores.
+user writes.  It does not take ``EV_TRANSMIT_READY``: an echo has no use for it (and a
+GSock emits it only after output that had to wait, to a subscriber that takes it).
 Prints ``READY <host> <port>``; stops on SIGTERM/SIGINT.
 """
 

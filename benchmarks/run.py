@@ -50,8 +50,8 @@ SERVERS: dict[str, list[str]] = {
     "uvloop": [PY, "-m", "benchmarks.echo_asyncio", "--loop", "uvloop"],
     "selectors": [PY, "-m", "benchmarks.echo_selectors"],
 }
-# Run only when asked for (--servers): the example echo server, which also takes
-# EV_TRANSMIT_READY (one more event per message), to see what that costs.
+# Run only when asked for (--servers): the example echo server (its options and logging),
+# to see what they cost beside the bare benchmark server.
 EXTRA_SERVERS: dict[str, list[str]] = {
     "fsmio-example": [PY, "-m", "fsmio.examples.echo_server", "--log-level", "WARNING"],
 }

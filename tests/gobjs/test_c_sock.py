@@ -195,12 +195,12 @@ def test_full_event_order_client_and_server(ga: GAplic, host: str) -> None:
         "EV_RX_DATA",
         "EV_DISCONNECTED",
     ]
-    # the echo's send drained at once: one more EV_TRANSMIT_READY (from the loop)
+    # the echo's send went straight to the kernel: no EV_TRANSMIT_READY for it (ginsfsm's
+    # meaning: ready after connect, and after output that had to wait has drained)
     assert srv_user.names() == [
         "EV_CONNECTED",
         "EV_TRANSMIT_READY",
         "EV_RX_DATA",
-        "EV_TRANSMIT_READY",
         "EV_DISCONNECTED",
     ]
     assert cli_user.reasons() == ["dropped"] and srv_user.reasons() == ["eof"]
@@ -545,17 +545,20 @@ def test_gaplic_stop_flushes_then_closes(ga: GAplic) -> None:
 
 
 def test_transmit_ready_paces_a_producer(ga: GAplic) -> None:
-    """EV_TRANSMIT_READY after connect and after each wait; sending from inside it works
-    (B8), and a slow reader gets everything in order."""
+    """The documented producer pattern: send while ``write_paused`` is false, then wait for
+    EV_TRANSMIT_READY (after connect, and after each wait).  Sending from inside it works
+    (B8), it never stalls, and a slow reader gets everything in order."""
     srv_user = ga.create_gobj("srv_user", Recorder, None)
     server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
     block = b"".join(i.to_bytes(4, "big") for i in range(64 * 1024))  # 256 KiB, numbered
-    rounds = {"n": 0}
+    rounds = {"n": 0, "max_pending": 0}
 
     def produce(self: Recorder, event: Event) -> None:
-        if rounds["n"] < 40:  # 10 MiB in all
+        gsock = event.kw["gsock"]
+        while rounds["n"] < 40 and not gsock.write_paused:  # 10 MiB in all
             rounds["n"] += 1
-            self.send_event(event.kw["gsock"], "EV_SEND_DATA", data=block)
+            self.send_event(gsock, "EV_SEND_DATA", data=block)
+            rounds["max_pending"] = max(rounds["max_pending"], gsock.pending_output)
 
     srv_user.hooks["EV_TRANSMIT_READY"] = produce
     peer = RawPeer.connect("127.0.0.1", server.config.port)
@@ -570,8 +573,35 @@ def test_transmit_ready_paces_a_producer(ga: GAplic) -> None:
     assert bytes(peer.received) == block * 40
     ready = srv_user.count("EV_TRANSMIT_READY")
     assert 2 <= ready <= 41  # it had to wait at least once; one event per drain
+    assert rounds["max_pending"] == 0  # never queued: the transport held one block at most
     child = srv_user.events[0][2]
     assert child.txed_bytes == 40 * len(block)
+
+
+def test_no_transmit_ready_after_a_write_that_went_to_the_kernel(ga: GAplic) -> None:
+    """ginsfsm's meaning: one EV_TRANSMIT_READY after connect; small echoes that the kernel
+    takes at once give none (the original's ongsock sent one request per connection)."""
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    srv_user.hooks["EV_RX_DATA"] = echo
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        for i in range(20):
+            peer.sock.sendall(b"m%02d" % i)
+            drive(ga, lambda i=i: (peer.pump() or True) and len(peer.received) == 3 * (i + 1))
+        drive_for(ga, 0.05)
+    finally:
+        peer.close()
+    assert srv_user.count("EV_TRANSMIT_READY") == 1
+
+
+def _big_send_then_read(ga: GAplic, gsock: GSock, peer: RawPeer, size: int) -> None:
+    """Send ``size`` bytes to a peer that is not reading yet (the transport must hold some
+    past its high-water mark), then let the peer read everything."""
+    ga.send_event(gsock, "EV_SEND_DATA", data=b"x" * size)
+    assert gsock.write_paused
+    want = len(peer.received) + size
+    drive(ga, lambda: (peer.pump() or True) and len(peer.received) == want, timeout=20)
 
 
 def test_every_input_event_in_every_state_is_handled(ga: GAplic) -> None:
@@ -891,15 +921,13 @@ def test_a_later_subscriber_gets_transmit_ready(ga: GAplic) -> None:
     try:
         drive(ga, lambda: server.config.n_gsocks == 1)
         child = server.get_gsocks()[0]
-        peer.sock.sendall(b"a")
-        drive(ga, lambda: (peer.pump() or True) and peer.received == b"a")
+        _big_send_then_read(ga, child, peer, 8 * 1048576)
         watcher = ga.create_gobj("watcher", Recorder, None)
         child.subscribe_event("EV_TRANSMIT_READY", watcher)
-        peer.sock.sendall(b"b")
+        _big_send_then_read(ga, child, peer, 8 * 1048576)
         drive(ga, lambda: watcher.count("EV_TRANSMIT_READY") == 1)
         GObj.destroy_gobj(watcher)
-        peer.sock.sendall(b"c")
-        drive(ga, lambda: (peer.pump() or True) and peer.received == b"abc")
+        _big_send_then_read(ga, child, peer, 8 * 1048576)
         drive_for(ga, 0.02)
     finally:
         peer.close()
@@ -942,3 +970,165 @@ def test_bad_connect_arguments_raise_and_leave_it_disconnected(ga: GAplic) -> No
     with pytest.raises(ValueError, match="70000"):
         user.send_event(client, "EV_CONNECT", port=70000)
     assert client.is_disconnected() and user.events == []
+
+
+# ----------------------------------------------------------------------------------------
+#   EV_PAUSE_READING / EV_RESUME_READING, hand_over, the producer pattern at scale
+# ----------------------------------------------------------------------------------------
+def test_pause_and_resume_reading(ga: GAplic) -> None:
+    """EV_PAUSE_READING stops EV_RX_DATA; nothing is lost; EV_RESUME_READING delivers it."""
+    user = ga.create_gobj("user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, user, host="127.0.0.1", port=0)
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        drive(ga, lambda: server.config.n_gsocks == 1)
+        child = server.get_gsocks()[0]
+        user.send_event(child, "EV_PAUSE_READING")
+        assert child.reading_paused
+        peer.sock.sendall(b"held back")
+        drive_for(ga, 0.1)
+        assert user.count("EV_RX_DATA") == 0
+        user.send_event(child, "EV_PAUSE_READING")  # twice: still one pause
+        user.send_event(child, "EV_RESUME_READING")
+        assert not child.reading_paused
+        drive(ga, lambda: user.data() == b"held back")
+    finally:
+        peer.close()
+
+
+def test_an_application_pause_outlives_the_output_backpressure(ga: GAplic) -> None:
+    """Reading paused by both the application and backed-up output resumes only when both
+    let go: output draining does not undo EV_PAUSE_READING."""
+    user = ga.create_gobj("user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, user, host="127.0.0.1", port=0)
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        drive(ga, lambda: server.config.n_gsocks == 1)
+        child = server.get_gsocks()[0]
+        child.write_parameters(outbuf_high_water=65536)
+        child._new_queue()  # the limits are read when a connection's queue is made
+        user.send_event(child, "EV_PAUSE_READING")
+        user.send_event(child, "EV_WRITE_OUTPUT_DATA", data=b"y" * 4 * 1048576)
+        user.send_event(child, "EV_FLUSH_OUTPUT_DATA")
+        assert child._queue.reading_paused  # backed-up output pauses reading too
+        peer.sock.sendall(b"later")
+        drive(ga, lambda: (peer.pump() or True) and len(peer.received) == 4 * 1048576)
+        drive_for(ga, 0.05)
+        assert not child._queue.reading_paused and child.reading_paused
+        assert user.count("EV_RX_DATA") == 0
+        user.send_event(child, "EV_RESUME_READING")
+        drive(ga, lambda: user.data() == b"later")
+    finally:
+        peer.close()
+
+
+def test_pause_reading_while_connecting_applies_once_connected(ga: GAplic) -> None:
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+    srv_user.hooks["EV_CONNECTED"] = lambda self, ev: self.send_event(
+        ev.kw["gsock"], "EV_SEND_DATA", data=b"hello"
+    )
+    cli_user = ga.create_gobj("cli_user", Recorder, None)
+    client = ga.create_gobj("client", GSock, cli_user, host="127.0.0.1", port=server.config.port)
+    cli_user.send_event(client, "EV_CONNECT")
+    cli_user.send_event(client, "EV_PAUSE_READING")
+    drive(ga, lambda: cli_user.count("EV_CONNECTED") == 1 and srv_user.count("EV_CONNECTED"))
+    drive_for(ga, 0.1)
+    assert cli_user.count("EV_RX_DATA") == 0
+    cli_user.send_event(client, "EV_RESUME_READING")
+    drive(ga, lambda: cli_user.data() == b"hello")
+    cli_user.send_event(client, "EV_DROP")
+    drive(ga, lambda: cli_user.count("EV_DISCONNECTED") == 1)
+
+
+def test_hand_over_gives_the_connection_and_the_bytes_read_past_the_head(ga: GAplic) -> None:
+    """An upgrade: the first owner consumes a head, hands the GSock and the rest of the read
+    to a new owner, which then gets everything that follows, and the disconnect."""
+    first = ga.create_gobj("first", Recorder, None)
+    second = ga.create_gobj("second", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, first, host="127.0.0.1", port=0)
+
+    def upgrade(self: Recorder, event: Event) -> None:
+        head, _, rest = event.kw["data"].partition(b"\r\n\r\n")
+        assert head == b"UPGRADE"
+        event.kw["gsock"].hand_over(second, data=rest)
+
+    first.hooks["EV_RX_DATA"] = upgrade
+    second.hooks["EV_RX_DATA"] = echo
+    peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        drive(ga, lambda: server.config.n_gsocks == 1)
+        child = server.get_gsocks()[0]
+        peer.sock.sendall(b"UPGRADE\r\n\r\nalready read")
+        drive(ga, lambda: second.data() == b"already read")
+        peer.sock.sendall(b" and more")
+        drive(ga, lambda: (peer.pump() or True) and peer.received == b"already read and more")
+        assert child.config.subscriber is second
+        assert [s.subscriber for s in child.get_subscriptions()] == [second]
+    finally:
+        peer.close()
+    drive(ga, lambda: second.count("EV_DISCONNECTED") == 1)
+    assert first.names() == ["EV_CONNECTED", "EV_TRANSMIT_READY", "EV_RX_DATA"]
+
+
+@pytest.mark.slow
+def test_one_gib_to_a_slow_reader_with_the_producer_pattern(ga: GAplic) -> None:
+    """The documented producer pattern streams 1 GiB to a reader slower than the producer:
+    it never stalls, nothing is queued in the GSock (the transport holds one chunk past
+    its high-water mark at most), and every byte arrives in order."""
+    import threading
+    import zlib
+
+    total = 1 << 30
+    chunk = bytes(range(256)) * 256  # 64 KiB
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+    state = {"sent": 0, "max_pending": 0, "max_buffered": 0}
+
+    def produce(self: Recorder, event: Event) -> None:
+        gsock = event.kw["gsock"]
+        while state["sent"] < total and not gsock.write_paused:
+            self.send_event(gsock, "EV_SEND_DATA", data=chunk)
+            state["sent"] += len(chunk)
+            state["max_pending"] = max(state["max_pending"], gsock.pending_output)
+            transport = gsock._transport
+            if transport is not None:
+                buffered = transport.get_write_buffer_size()
+                state["max_buffered"] = max(state["max_buffered"], buffered)
+        if state["sent"] >= total:
+            self.send_event(gsock, "EV_DROP")
+
+    srv_user.hooks["EV_TRANSMIT_READY"] = produce
+    received = {"n": 0, "crc": 0, "done": False}
+    sock = socket.create_connection(("127.0.0.1", server.config.port), timeout=30)
+
+    def slow_reader() -> None:
+        # Small reads with a pause every 4 MiB: slower than the producer, never idle long.
+        next_pause = 4 << 20
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            received["crc"] = zlib.crc32(data, received["crc"])
+            received["n"] += len(data)
+            if received["n"] >= next_pause:
+                next_pause += 4 << 20
+                time.sleep(0.002)
+        received["done"] = True
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    try:
+        drive(ga, lambda: received["done"], timeout=100)
+    finally:
+        sock.close()
+        reader.join(timeout=10)
+    expected_crc = 0
+    for _ in range(total // len(chunk)):
+        expected_crc = zlib.crc32(chunk, expected_crc)
+    assert received["n"] == total and received["crc"] == expected_crc
+    assert state["max_pending"] == 0
+    # the transport holds what the kernel did not take: at most its high-water mark
+    # (tx_buffer_size) plus the one chunk that took it past it
+    assert state["max_buffered"] <= 4096 + len(chunk)
+    assert srv_user.reasons() == ["dropped"]

@@ -85,9 +85,9 @@ attributes; ``event.source[-1]`` is the GConnex):
 * ``EV_DISCONNECTED`` — ``gsock``, ``reason``, ``connex``.  Once per connection that was
   announced by EV_CONNECTED (failed attempts are not announced; see below).
 * ``EV_RX_DATA`` — ``gsock``, ``data``, ``connex``.
-* ``EV_TRANSMIT_READY`` — ``gsock``, ``connex``: the GSock's output drained (after connect
-  and after every drain; like the GSock, only sent when a subscriber's FSM takes it, so a
-  gobj that does not handle it gets no warning per message).
+* ``EV_TRANSMIT_READY`` — ``gsock``, ``connex``: the GSock's (after connect, and after
+  output that had to wait has drained; see GSock's producer pattern with
+  ``gsock.write_paused``); like the GSock, only sent when a subscriber's FSM takes it.
 * ``connect_failed_event_name`` (when set) — ``connex``, ``host``, ``port``, ``reason``,
   ``attempts`` (consecutive failures), ``gave_up`` (True when ``max_attempts`` was reached).
 
@@ -551,8 +551,8 @@ def ac_rx_data(self: GConnex, event: Event) -> None:
 
 
 def ac_transmit_ready(self: GConnex, event: Event) -> None:
-    """ST_CONNECTED: the GSock's output drained (it says so after every drain: only told
-    to a subscriber whose FSM takes it, as the GSock does)."""
+    """ST_CONNECTED: the GSock is ready to transmit more (only told to a subscriber whose
+    FSM takes it, as the GSock does)."""
     name = self.config.transmit_ready_event_name
     if name and self.subscribers_take(name):
         self.broadcast_event(name, connex=self, **event.kw)

@@ -76,6 +76,11 @@ Input events:
 * ``EV_WRITE_OUTPUT_DATA`` — attribute ``data``: write to the output queue only (same
   return value).
 * ``EV_FLUSH_OUTPUT_DATA`` — hand the output queue to the transport.
+* ``EV_PAUSE_READING`` / ``EV_RESUME_READING`` — stop / start reading from the peer (the
+  application's pause: a consumer that cannot keep up, an HTTP body not yet asked for).
+  It is independent of the pause that backed-up output makes (``outbuf_high_water``):
+  reading resumes only when neither holds.  Sent while connecting, it applies once
+  connected; each new connection starts reading.
 
 Output events (broadcast to the subscriber; every one carries ``gsock``, the GSock):
 
@@ -92,15 +97,28 @@ Output events (broadcast to the subscriber; every one carries ``gsock``, the GSo
   when the connection never came up.  A destroyed GSock sends nothing.
 * ``EV_RX_DATA`` — ``data``: bytes received (one event per read of the loop, up to 256
   KiB; never empty).
-* ``EV_TRANSMIT_READY`` — ready to take more: right after ``EV_CONNECTED`` (unless output
-  written in its action is still waiting), and each time a flush that handed bytes over,
-  or output that had to wait, has drained (the GSock's queue empty and the transport below
-  its high-water mark).  It is sent from the loop, never from inside the action that
-  sent the data (a producer sending from it does not recurse), and several drains in one
-  loop iteration give one event.  It is only sent if a subscriber's FSM has a row for
-  it (or the subscriber is a unique name or a Deferred): a gobj that does not handle it
-  is not bothered with a warning per message.  ``transmit_ready_event_name`` None turns
-  it off entirely.
+* ``EV_TRANSMIT_READY`` — ready to take more (ginsfsm's "socket ready to transmit more
+  data"): right after ``EV_CONNECTED`` (unless output written in its action is still
+  waiting), and when output that had to wait — queued in the GSock, or held by the
+  transport above its high-water mark ``tx_buffer_size`` — has drained.  Never after a
+  write that went straight to the kernel, never in a loop on an idle connection.  It is
+  sent from the loop, never from inside the action that sent the data (a producer sending
+  from it does not recurse), and several drains in one loop iteration give one event.
+  It is only sent if a subscriber's FSM has a row for it (or the subscriber is a unique
+  name or a Deferred): a gobj that does not handle it is not bothered with a warning per
+  message.  ``transmit_ready_event_name`` None turns it off entirely.
+
+  The producer pattern (asyncio's ``pause_writing`` / ``resume_writing``): send while
+  ``gsock.write_paused`` is false, then stop and wait for ``EV_TRANSMIT_READY``.  Once
+  ``write_paused`` is true an ``EV_TRANSMIT_READY`` is sure to follow (unless the
+  connection ends first), so such a producer never stalls and never holds more than one
+  message beyond the limits.
+
+Handing a connection over: ``gsock.hand_over(new_subscriber, data=b"")`` makes another
+gobj the only subscriber of the GSock's output events (a protocol upgrade: an HTTP
+channel giving the connection to a WebSocket), and gives it ``data`` — bytes already read
+past what the old owner consumed — as an ``EV_RX_DATA`` at once.  The connection, its
+queued output and its reading pause are untouched.
 
 Theory of operation
 -------------------
@@ -129,7 +147,7 @@ with the reason ``handler_error``; nothing escapes into asyncio.
 
 Differences from ginsfsm: IPv6 and non-blocking DNS; EV_CONNECT's host/port honoured;
 EV_DROP aborts a pending connect; data arriving with the FIN is delivered; no empty
-EV_RX_DATA; EV_TRANSMIT_READY is a flow-control signal; buffers are fresh on every
+EV_RX_DATA; EV_PAUSE_READING / EV_RESUME_READING and ``hand_over``; buffers are fresh on every
 connection (nothing stale is replayed) and writes while disconnected are refused (return
 -1); ``tx_buffer_size`` is the transport's high-water mark; ``txed_*`` stats are counted;
 a client does TLS too, verifying certificates and host names by default.
@@ -329,14 +347,11 @@ def ac_send_data(self: GSock, event: Event) -> int:
         # it holds at most one message (<= max(send_bytes, outbuf_overflow)) beyond
         # tx_buffer_size; everything after waits in the queue.  What follows a flush
         # (close_when_flushed, EV_TRANSMIT_READY) is kept.
+        # No EV_TRANSMIT_READY for it: if the transport had to keep some of it past its
+        # high-water mark it calls pause_writing, and the ready follows resume_writing.
         self._tx(data)
         if self.config.close_when_flushed:
             self._close_gracefully("closed")
-        elif self._ready_handle is None and not queue.sink_paused:
-            # _schedule_ready's "nobody takes it" answer, checked without the call.
-            wants = self._wants_cache
-            if wants is None or wants[1] or wants[0] != self.config.transmit_ready_event_name:
-                self._schedule_ready()
         return len(data)
     n = self.mt_write(data)
     if n >= 0:
@@ -350,6 +365,14 @@ def ac_write(self: GSock, event: Event) -> int:
 
 def ac_flush(self: GSock, event: Event) -> None:
     self.mt_flush()
+
+
+def ac_pause_reading(self: GSock, event: Event) -> None:
+    self._set_app_read_paused(True)
+
+
+def ac_resume_reading(self: GSock, event: Event) -> None:
+    self._set_app_read_paused(False)
 
 
 def ac_refuse_write(self: GSock, event: Event) -> int:
@@ -383,6 +406,8 @@ GSOCK_FSM: Final[dict[str, Any]] = {
         "EV_SEND_DATA: top input",
         "EV_WRITE_OUTPUT_DATA: top input",
         "EV_FLUSH_OUTPUT_DATA: top input",
+        "EV_PAUSE_READING: top input",
+        "EV_RESUME_READING: top input",
         "EV_CONNECTED: top output",
         "EV_DISCONNECTED: top output",
         "EV_RX_DATA: top output",
@@ -404,6 +429,8 @@ GSOCK_FSM: Final[dict[str, Any]] = {
             ("EV_SEND_DATA", ac_refuse_write, None),
             ("EV_WRITE_OUTPUT_DATA", ac_refuse_write, None),
             ("EV_FLUSH_OUTPUT_DATA", ac_nothing, None),
+            ("EV_PAUSE_READING", ac_pause_reading, None),
+            ("EV_RESUME_READING", ac_resume_reading, None),
         ),
         "ST_WAIT_CONNECTED": (
             ("EV_CONNECT", ac_already, None),
@@ -411,6 +438,8 @@ GSOCK_FSM: Final[dict[str, Any]] = {
             ("EV_SEND_DATA", ac_write, None),
             ("EV_WRITE_OUTPUT_DATA", ac_write, None),
             ("EV_FLUSH_OUTPUT_DATA", ac_nothing, None),
+            ("EV_PAUSE_READING", ac_pause_reading, None),
+            ("EV_RESUME_READING", ac_resume_reading, None),
             ("EV_TRANSPORT_UP", ac_transport_up, "ST_CONNECTED"),
             ("EV_CONNECT_FAILED", ac_connect_failed, "ST_DISCONNECTED"),
         ),
@@ -420,6 +449,8 @@ GSOCK_FSM: Final[dict[str, Any]] = {
             ("EV_SEND_DATA", ac_send_data, None),
             ("EV_WRITE_OUTPUT_DATA", ac_write, None),
             ("EV_FLUSH_OUTPUT_DATA", ac_flush, None),
+            ("EV_PAUSE_READING", ac_pause_reading, None),
+            ("EV_RESUME_READING", ac_resume_reading, None),
             ("EV_TRANSPORT_LOST", ac_transport_lost, "ST_DISCONNECTED"),
         ),
         "ST_WAIT_DISCONNECTED": (
@@ -428,6 +459,8 @@ GSOCK_FSM: Final[dict[str, Any]] = {
             ("EV_SEND_DATA", ac_refuse_write, None),
             ("EV_WRITE_OUTPUT_DATA", ac_refuse_write, None),
             ("EV_FLUSH_OUTPUT_DATA", ac_nothing, None),
+            ("EV_PAUSE_READING", ac_pause_reading, None),
+            ("EV_RESUME_READING", ac_resume_reading, None),
             ("EV_TRANSPORT_LOST", ac_transport_lost, "ST_DISCONNECTED"),
         ),
     },
@@ -568,9 +601,11 @@ class GSock(GObj, asyncio.Protocol):
         "_impl_poll",
         "_peername",
         "_queue",
+        "_read_paused_by_app",
         "_ready_handle",
         "_refused_logged",
         "_registry",
+        "_rx_held",
         "_server",
         "_sock",
         "_socket_map",
@@ -596,6 +631,8 @@ class GSock(GObj, asyncio.Protocol):
         GObj.__init__(self, GSOCK_FSM, GSOCK_GCONFIG)
         self._transport: asyncio.Transport | None = None
         self._queue = FlowQueue()
+        self._read_paused_by_app = False
+        self._rx_held = b""
         self._direct_max = self._queue.send_bytes
         self._connect_task: asyncio.Task[None] | None = None
         self._ssl_ctx: ssl.SSLContext | None = None
@@ -699,6 +736,37 @@ class GSock(GObj, asyncio.Protocol):
         return self._queue.pending
 
     @property
+    def write_paused(self) -> bool:
+        """Output is waiting (queued here, or the transport above its high-water mark): a
+        producer stops sending and waits for ``EV_TRANSMIT_READY``, which is sure to come
+        (unless the connection ends first)."""
+        queue = self._queue
+        return queue.sink_paused or queue.buf.pending > 0
+
+    @property
+    def reading_paused(self) -> bool:
+        """Reading from the peer is paused (by EV_PAUSE_READING, or by backed-up output)."""
+        return self._read_paused_by_app or self._queue.reading_paused
+
+    def hand_over(self, new_subscriber: Any, data: bytes = b"") -> None:
+        """Give this connection to ``new_subscriber``: it becomes the only subscriber of
+        every output event (the current ones, hard ones included, are removed), and gets
+        ``data`` (bytes already read from the peer that the old owner did not consume) as
+        an ``EV_RX_DATA`` at once.  The connection itself, its queued output and its
+        reading pause are untouched: a protocol upgrade, or a hand-off to another gobj."""
+        if self._destroyed:
+            raise GObjError(f"{self!r}: hand_over() on a destroyed GSock")
+        self.delete_all_subscriptions(force=True)
+        self.subscribe_event(None, new_subscriber)
+        # config.subscriber names the owner for whoever reads it (tools, the inspector).
+        self.write_parameters(subscriber=new_subscriber)
+        name = self.config.rx_data_event_name
+        if data and name:
+            self.rxed_msgs += 1
+            self.rxed_bytes += len(data)
+            self.broadcast_event(name, gsock=self, data=bytes(data))
+
+    @property
     def spill_fileno(self) -> int | None:
         """The descriptor of the output spill file (None if none); for tests and tools."""
         return self._queue.buf.spill_fileno()
@@ -755,6 +823,8 @@ class GSock(GObj, asyncio.Protocol):
         config = self.config
         self._refused_logged = False
         self._close_reason = None
+        self._read_paused_by_app = False
+        self._rx_held = b""
         self._queue.close()
         self._queue = FlowQueue(
             send_bytes=config.send_bytes,
@@ -855,12 +925,22 @@ class GSock(GObj, asyncio.Protocol):
             self._fd = fd
             self._socket_map[fd] = self
         self.last_activity = self._clock()
+        if self._read_paused_by_app:
+            transport.pause_reading()
         server = self._server
         if server is not None:
             server._child_connected(self)
         self._guarded(self.send_event, self, "EV_TRANSPORT_UP")
 
     def data_received(self, data: bytes) -> None:
+        if self._read_paused_by_app or self._rx_held:
+            # A read the transport made despite the pause (uvloop starts reading right
+            # after connection_made; a TLS layer may hold decrypted data): kept, in order,
+            # until EV_RESUME_READING.
+            self._rx_held += data
+            if self._read_paused_by_app and self._transport is not None:
+                self._transport.pause_reading()
+            return
         self.rxed_msgs += 1
         self.rxed_bytes += len(data)
         self.last_activity = self._clock()
@@ -911,6 +991,13 @@ class GSock(GObj, asyncio.Protocol):
             # apart; asyncio 3.11's TLS layer calls eof_received for both (so: "eof").
             reason = "tls_truncated"
         self._close_reason = None  # this session's; the next one starts clean
+        held = self._rx_held
+        if held and not self._destroyed:
+            # Nothing is lost: bytes held by a pause still reach the subscriber before
+            # EV_DISCONNECTED (the connection is gone; the pause has nothing left to hold).
+            self._rx_held = b""
+            self._read_paused_by_app = False
+            self.data_received(held)
         if exc is not None and reason in ("error", "tls_error"):
             (self.logger or _LOG).info("%r: connection lost: %r", self, exc)
         if self._destroyed:
@@ -944,11 +1031,14 @@ class GSock(GObj, asyncio.Protocol):
         if transport is None:
             return
         queue = self._queue
-        txed = self.txed_bytes
         queue.flush(self._tx)
         if queue.reading_should_pause():
             transport.pause_reading()
-        elif queue.reading_should_resume() and not transport.is_closing():
+        elif (
+            queue.reading_should_resume()
+            and not self._read_paused_by_app
+            and not transport.is_closing()
+        ):
             transport.resume_reading()
         if queue.pending:
             return
@@ -959,8 +1049,40 @@ class GSock(GObj, asyncio.Protocol):
         if self._state == "ST_CONNECTED" and self.config.close_when_flushed:
             self._close_gracefully("closed")
             return
-        if (queue.drained_after_wait() or self.txed_bytes != txed) and not queue.sink_paused:
+        if queue.drained_after_wait():
             self._schedule_ready()
+
+    def _set_app_read_paused(self, paused: bool) -> None:
+        if self._read_paused_by_app == paused:
+            return
+        self._read_paused_by_app = paused
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # applied by connection_made, or nothing left to read
+        if paused:
+            transport.pause_reading()
+        elif self._rx_held:
+            # Bytes held while paused go first, from the loop (not inside the action that
+            # resumed: its FSM may be mid-step); the transport stays paused until then.
+            self.gaplic.loop.call_soon(self._release_held)
+        elif not self._queue.reading_paused:
+            transport.resume_reading()
+
+    def _release_held(self) -> None:
+        transport = self._transport
+        if self._read_paused_by_app or transport is None:
+            return  # paused again (released on the next resume), or gone
+        held = self._rx_held
+        self._rx_held = b""
+        if held:
+            self.data_received(held)
+        if (
+            self._transport is transport
+            and not self._read_paused_by_app
+            and not self._queue.reading_paused
+            and not transport.is_closing()
+        ):
+            transport.resume_reading()
 
     def _schedule_ready(self) -> None:
         """EV_TRANSMIT_READY, from the loop (never from inside the sender's action, so a
