@@ -69,6 +69,15 @@ def ac_slow(self: Recorder, event: Event) -> Any:
     return "slow done"
 
 
+def ac_flaky(self: Recorder, event: Event) -> Any:
+    """Raises the first ``fail`` times it gets an event; records every delivery."""
+    ac_record(self, event)
+    self.flaky_calls += 1
+    if self.flaky_calls <= int(event.kw.get("fail", 0)):
+        raise RuntimeError(f"flaky failure {self.flaky_calls}")
+    return None
+
+
 def ac_boom(self: Recorder, event: Event) -> Any:
     if is_answer(self, event):
         return None
@@ -87,6 +96,7 @@ RECORDER_FSM = {
         "EV_COUNT: top input",
         "EV_SLOW: top input",
         "EV_BOOM: top input",
+        "EV_FLAKY: top input",
         "EV_MAKE_TICK: top input",
         "EV_ONLY_BUSY: top input",
         "EV_TICK: top input top output",
@@ -103,6 +113,7 @@ RECORDER_FSM = {
             ("EV_COUNT", ac_count, None),
             ("EV_SLOW", ac_slow, None),
             ("EV_BOOM", ac_boom, None),
+            ("EV_FLAKY", ac_flaky, None),
             ("EV_MAKE_TICK", ac_tick, None),
             ("EV_TICK", ac_record, None),
             ("EV_REMOTE_CONNECTED", ac_record, None),
@@ -125,6 +136,7 @@ class Recorder(GObj):
         self.count = 0
         self.last_n = -1
         self.out_of_order = 0
+        self.flaky_calls = 0
 
     def named(self, name: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -20,7 +20,9 @@ class NatsServer:
     """``start()`` it, read ``url``, ``kill()``/``stop()`` and ``start()`` it again on the
     same port (``restart()``).  ``config`` is the text of a server config file."""
 
-    def __init__(self, config: str = "", extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, config: str = "", extra_args: tuple[str, ...] = (), jetstream: bool = False
+    ) -> None:
         binary = shutil.which("nats-server") or (
             "/usr/sbin/nats-server" if os.path.exists("/usr/sbin/nats-server") else None
         )
@@ -33,6 +35,8 @@ class NatsServer:
         self.dir = Path(tempfile.mkdtemp(prefix="fsmio-nats-"))
         self.config = config
         self.extra_args = extra_args
+        if jetstream:  # file storage in our directory: it survives a restart
+            self.extra_args += ("-js", "-sd", str(self.dir / "js"))
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -38,6 +38,18 @@ max_pending_events      int    65536                   Received events queued pe
                                                        dropped and reported.
 exported                list   []                      Unique gobjs whose broadcasts
                                                        are published.
+durable                 bool   False                   JetStream: send and receive
+                                                       ``__durable__`` events
+                                                       (at-least-once; see
+                                                       ``fsmio.remote.durable``).
+durable_stream          str    FSMIO                   Their stream.
+durable_ack_wait        float  30.0                    Seconds before redelivery.
+durable_max_deliver     int    5                       Deliveries before a dead letter.
+durable_retry_delay     float  1.0                     Seconds before an event whose
+                                                       action raised comes again.
+durable_publish_timeout float  30.0                    Seconds to get one stored.
+durable_max_queued      int    10000                   Durable events waiting to be
+                                                       stored.
 trace_remote            bool   False                   Log every remote event sent and
                                                        received, with its subject (also
                                                        on with ``trace_mach``).
@@ -59,7 +71,8 @@ Output events:
   refusal, a slow consumer (events dropped), an incoming event that could not be
   delivered, a failed connect attempt.  ``reason`` (``permission``, ``slow_consumer``,
   ``auth``, ``bad_payload``, ``gobj_not_found``, ``event_refused``, ``action_failed``,
-  ``connect_failed``, ``nats``), ``message``, ``subject``.
+  ``connect_failed``, ``nats``; for durable events ``durable_not_stored``,
+  ``dead_letter``, ``jetstream``), ``message``, ``subject``.
 
 Theory of operation
 -------------------
@@ -110,12 +123,13 @@ from fsmio.core.event import Event
 from fsmio.core.gconfig import non_negative_int, positive_int, positive_number
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.tls import make_ssl_context
+from fsmio.remote.durable import ACK, RETRY, TERM, DurableChannel
 from fsmio.remote.errors import (
     RemoteDisconnectedError,
     RemoteError,
     RemotePayloadTooLargeError,
 )
-from fsmio.remote.subjects import Subjects, check_prefix, check_token
+from fsmio.remote.subjects import TOKEN_RE, Subjects, check_prefix, check_token
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
@@ -130,7 +144,13 @@ _LOG = logging.getLogger("fsmio")
 
 #: Control keywords of send_event_outside: read locally, never sent.
 _CONTROL_KW: Final = frozenset(
-    ("__subscribe_response__", "__timeout__", "__subscribe_event__", "__unsubscribe_event__")
+    (
+        "__subscribe_response__",
+        "__timeout__",
+        "__subscribe_event__",
+        "__unsubscribe_event__",
+        "__durable__",
+    )
 )
 _HDR_SRC_GOBJ: Final = "Fsmio-Src-Gobj"
 _HDR_SRC_ROLE: Final = "Fsmio-Src-Role"
@@ -145,6 +165,12 @@ def _servers(value: Any) -> list[str]:
     if not servers or not all(isinstance(url, str) and "://" in url for url in servers):
         raise ValueError(f"servers must be a list of NATS URLs (nats://host:port), not {value!r}")
     return servers
+
+
+def _stream_name(value: Any) -> str:
+    if not isinstance(value, str) or TOKEN_RE.fullmatch(value) is None:
+        raise ValueError(f"durable_stream must be letters, digits, '_' or '-', not {value!r}")
+    return value
 
 
 def _names(value: Any) -> list[str]:
@@ -187,6 +213,25 @@ GREMOTE_GCONFIG: Final[dict[str, list[Any]]] = {
         "Received events queued per subscription; past it they are dropped and reported.",
     ],
     "exported": [list, [], 0, _names, "Unique gobjs whose broadcasts are published."],
+    "durable": [bool, False, 0, None, "JetStream: receive and send __durable__ events."],
+    "durable_stream": [str, "FSMIO", 0, _stream_name, "The JetStream stream of them."],
+    "durable_ack_wait": [float, 30.0, 0, positive_number, "Seconds before redelivery."],
+    "durable_max_deliver": [int, 5, 0, positive_int, "Deliveries before a dead letter."],
+    "durable_retry_delay": [
+        float,
+        1.0,
+        0,
+        positive_number,
+        "Seconds before an event whose action raised is delivered again.",
+    ],
+    "durable_publish_timeout": [
+        float,
+        30.0,
+        0,
+        positive_number,
+        "Seconds to get a durable event stored (retried with the same id).",
+    ],
+    "durable_max_queued": [int, 10000, 0, positive_int, "Durable events waiting to be stored."],
     "trace_remote": [bool, False, 0, None, "Log every remote event with its subject."],
 }
 
@@ -408,6 +453,7 @@ class GRemote(GObj):
         self._reply_base = ""
         self._outside: dict[tuple[str, str, str, str], NatsSubscription | None] = {}
         self._exported: set[str] = set()
+        self._durable: DurableChannel | None = None
         self._ever_connected = False
         self._stopping = False
         self._connect_errors = 0
@@ -441,6 +487,22 @@ class GRemote(GObj):
             self.subscribe_event(None, subscriber)
         gaplic.router = self
         self._reply_base = f"{self._subjects.inbox_prefix()}.{os.urandom(8).hex()}"
+        if self.config.durable:
+            config = self.config
+            self._durable = DurableChannel(
+                me=self._subjects.me,
+                prefix=self._subjects.prefix,
+                stream=config.durable_stream,
+                ack_wait=config.durable_ack_wait,
+                max_deliver=config.durable_max_deliver,
+                retry_delay=config.durable_retry_delay,
+                publish_timeout=config.durable_publish_timeout,
+                max_queued=config.durable_max_queued,
+                spawn=self._spawn,
+                deliver=self._deliver_durable,
+                report=self._report_error,
+                logger=self.logger,
+            )
         gaplic.add_callback(self._start)
         gaplic.add_shutdown_callback(self._shutdown)
 
@@ -567,6 +629,11 @@ class GRemote(GObj):
         # flush() is not a barrier in nats-py: let its flusher write the SUBs first.
         await asyncio.sleep(0)
         await nc.flush(timeout=self.config.connect_timeout)
+        if self._durable is not None:
+            try:
+                await self._durable.start(nc)
+            except Exception as exc:
+                self._report_error("jetstream", f"durable events unavailable: {exc!r}")
         self._connect_task = None
         if nc.is_connected:
             self._publish_system("STARTED")
@@ -641,6 +708,8 @@ class GRemote(GObj):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._durable is not None:
+            await self._durable.stop()
         nc = self._nc
         if nc is not None and not nc.is_closed:
             if nc.is_connected:
@@ -727,6 +796,8 @@ class GRemote(GObj):
             return self.mt_unsubscribe_event_outside(
                 gaplic_name, role, gobj_name, event_name, subscriber
             )
+        if kw.get("__durable__"):
+            return self._send_durable(what, gaplic_name, gobj_name, event_name, subscriber, kw)
         want_response = bool(kw.get("__subscribe_response__"))
         timeout = kw.get("__timeout__", self.config.request_timeout)
         if want_response and (
@@ -776,6 +847,91 @@ class GRemote(GObj):
             raise
         self.sent += 1
         return True
+
+    def _send_durable(
+        self,
+        what: str,
+        gaplic_name: str,
+        gobj_name: str,
+        event_name: str,
+        subscriber: str,
+        kw: dict[str, Any],
+    ) -> bool:
+        durable = self._durable
+        if durable is None:
+            raise RemoteError(f"{what}: __durable__ needs the GRemote's durable = true")
+        if not gaplic_name:
+            raise RemoteError(f"{what}: a __durable__ event goes to a GAplic, not to a role")
+        if kw.get("__subscribe_response__"):
+            raise TypeError(
+                f"{what}: a __durable__ event gets no __action_return__ (it may run later, "
+                "or twice): send an answer event back instead"
+            )
+        payload = _encode(what, {k: v for k, v in kw.items() if k not in _CONTROL_KW})
+        nc = self._nc
+        limit = nc.max_payload if nc is not None and nc.is_connected else 1024 * 1024
+        if len(payload) + 128 > limit:
+            raise RemotePayloadTooLargeError(
+                f"{what}: the event is {len(payload)} bytes, more than the NATS server's "
+                f"max_payload of {limit} bytes (less 128 for the headers)"
+            )
+        subject = durable.subject_to(gaplic_name, gobj_name, event_name)
+        if self.config.trace_remote or self.trace_mach:
+            self._trace("tx", subject, event_name, kw)
+        durable.send(subject, payload, {_HDR_SRC_GOBJ: subscriber})
+        self.sent += 1
+        return True
+
+    def _deliver_durable(self, msg: Msg, redelivered: bool, last_chance: bool) -> str:
+        subjects = self._subjects_or_fail()
+        parsed = subjects.parse_event(msg.subject)
+        if parsed is None or parsed.kind != "dur":
+            self._report_error("bad_subject", "not a durable event subject", msg.subject)
+            return TERM
+        try:
+            kw = _decode(msg.data)
+        except ValueError as exc:
+            self._report_error("bad_payload", f"{parsed.event}: {exc}", msg.subject)
+            return TERM
+        gaplic = self._gaplic_or_fail()
+        gobj = gaplic.find_unique_gobj(parsed.gobj)
+        if gobj is None:
+            self._report_error("gobj_not_found", f"no gobj {parsed.gobj!r}", msg.subject)
+            return TERM
+        headers = msg.headers or {}
+        intra = IntraEvent(
+            parsed.src_gaplic,
+            headers.get(_HDR_SRC_ROLE, ""),
+            headers.get(_HDR_SRC_GOBJ, ""),
+            subjects.me,
+            "",
+            parsed.gobj,
+            parsed.event,
+            msg.subject,
+        )
+        self.received += 1
+        if self.config.trace_remote or self.trace_mach:
+            self._trace("rx", msg.subject, parsed.event, kw)
+        try:
+            ret = self.send_event(
+                gobj, parsed.event, __intra_event__=intra, __redelivered__=redelivered, **kw
+            )
+        except EventNotAcceptedError:
+            ret = EventNotAcceptedError
+        except Exception as exc:
+            gaplic.handle_exception(exc, f"{gobj!r}, durable event {parsed.event}")
+            return RETRY
+        if ret is EventNotAcceptedError:
+            self._report_error(
+                "event_refused", f"{parsed.gobj} refused {parsed.event}", msg.subject
+            )
+            return TERM
+        return ACK
+
+    @property
+    def durable(self) -> DurableChannel | None:
+        """The JetStream channel (``durable = true``), with its statistics; else None."""
+        return self._durable
 
     def _forget_request(self, token: str) -> _Request | None:
         request = self._requests.pop(token, None)

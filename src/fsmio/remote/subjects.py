@@ -10,6 +10,7 @@ purpose                        subject (``P`` is the prefix, ``fsmio`` by defaul
 =============================  ==========================================================
 event to a GAplic's gobj       ``P.ev.<dst_gaplic>.<src_gaplic>.<dst_gobj>.<EVENT>``
 event to a role (one member)   ``P.role.<role>.<src_gaplic>.<dst_gobj>.<EVENT>``
+durable event (JetStream)      ``P.dur.<dst_gaplic>.<src_gaplic>.<dst_gobj>.<EVENT>``
 broadcast of an exported gobj  ``P.pub.<src_gaplic>.<src_gobj>.<EVENT>``
 system notices                 ``P.sys.<gaplic>.<VERB>`` (``STARTED``, ``STOPPING``)
 replies                        ``_INBOX_<gaplic>.<boot>.<n>``
@@ -63,7 +64,7 @@ def check_prefix(prefix: object) -> str:
 class ParsedSubject:
     """An incoming event subject, split into its parts."""
 
-    kind: str  # "ev" or "role"
+    kind: str  # "ev", "role" or "dur" (durable, JetStream)
     target: str  # the destination GAplic (kind "ev") or role (kind "role")
     src_gaplic: str
     gobj: str
@@ -112,7 +113,7 @@ class Subjects:
         if len(parts) != self._depth + 5:
             return None
         kind, target, src, gobj, event = parts[self._depth :]
-        if kind not in ("ev", "role"):
+        if kind not in ("ev", "role", "dur"):
             return None
         for token in (target, src, gobj, event):
             if TOKEN_RE.fullmatch(token) is None:
