@@ -152,10 +152,8 @@ _CONTROL_KW: Final = frozenset(
         "__durable__",
     )
 )
-_HDR_SRC_GOBJ: Final = "Fsmio-Src-Gobj"
-_HDR_SRC_ROLE: Final = "Fsmio-Src-Role"
-# NATS/1.0 line, CRLFs and the header separators: what a header block adds on the wire.
-_HEADER_OVERHEAD: Final = 12
+#: Destinations checked once and remembered (cleared when it has this many).
+_MAX_ROUTES: Final = 4096
 
 
 def _servers(value: Any) -> list[str]:
@@ -380,6 +378,38 @@ class IntraEvent:
         )
 
 
+class _Route:
+    """A destination of send_event_outside, checked once (see ``GRemote._route``)."""
+
+    __slots__ = (
+        "event_name",
+        "gaplic_name",
+        "gobj_name",
+        "role",
+        "src_role",
+        "subject",
+        "subscriber",
+    )
+
+    def __init__(
+        self,
+        gaplic_name: str,
+        role: str,
+        gobj_name: str,
+        event_name: str,
+        subscriber: str,
+        src_role: str,
+        subject: str,
+    ) -> None:
+        self.gaplic_name = gaplic_name
+        self.role = role
+        self.gobj_name = gobj_name
+        self.event_name = event_name
+        self.subscriber = subscriber
+        self.src_role = src_role
+        self.subject = subject
+
+
 class _Request:
     """A ``__subscribe_response__`` waiting for its answer."""
 
@@ -413,26 +443,43 @@ async def _finish(resume: _Resume) -> Any:
     return await resume
 
 
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_encode_json = _ENCODER.encode
+
+
 def _encode(what: str, kw: dict[str, Any]) -> bytes:
     try:
-        text = json.dumps(kw, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _encode_json(kw).encode()
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what}: the kw is not JSON-serialisable: {exc}") from None
-    return text.encode()
 
 
-def _decode(data: bytes) -> dict[str, Any]:
-    """A received kw: a JSON object without reserved keys; ValueError otherwise."""
+def _encode_kw(event_name: str, kw: dict[str, Any]) -> bytes:
+    try:
+        return _encode_json(kw).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"send_event_outside({event_name!r}): the kw is not JSON-serialisable: {exc}"
+        ) from None
+
+
+def _decode(data: bytes) -> tuple[dict[str, Any], str, str]:
+    """A received event: ``(kw, sender gobj, sender role)``; ValueError if it is not a
+    JSON object, or has ``__reserved__`` keys other than the sender's two."""
     try:
         kw = json.loads(data) if data else {}
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"not JSON: {str(exc)[:80]}") from None
-    if not isinstance(kw, dict):
+    if type(kw) is not dict:
         raise ValueError(f"a JSON object was expected, not {type(kw).__name__}")
+    src_gobj = kw.pop("__gobj__", "")
+    src_role = kw.pop("__role__", "")
+    if type(src_gobj) is not str or type(src_role) is not str:
+        raise ValueError("__gobj__ and __role__ must be strings")
     for key in kw:
-        if key.startswith("__") and key.endswith("__"):
+        if key[:2] == "__" and key[-2:] == "__":
             raise ValueError(f"reserved key {key[:40]!r}")
-    return kw
+    return kw, src_gobj, src_role
 
 
 def _is_auth_error(exc: BaseException) -> bool:
@@ -449,6 +496,8 @@ class GRemote(GObj):
         self._connect_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._requests: dict[str, _Request] = {}
+        self._routes: dict[tuple[Any, ...], _Route] = {}
+        self._max_pending = 0
         self._request_seq = itertools.count(1)
         self._reply_base = ""
         self._outside: dict[tuple[str, str, str, str], NatsSubscription | None] = {}
@@ -486,6 +535,7 @@ class GRemote(GObj):
         if subscriber is not None or self.parent not in (None, gaplic):
             self.subscribe_event(None, subscriber)
         gaplic.router = self
+        self._max_pending = self.config.max_pending_bytes
         self._reply_base = f"{self._subjects.inbox_prefix()}.{os.urandom(8).hex()}"
         if self.config.durable:
             config = self.config
@@ -764,12 +814,10 @@ class GRemote(GObj):
                 f"max_payload of {nc.max_payload} bytes"
             )
 
-    def _publish_now(
-        self, subject: str, payload: bytes, reply: str = "", headers: dict[str, str] | None = None
-    ) -> Any:
+    def _publish_now(self, subject: str, payload: bytes, reply: str = "") -> Any:
         nc = self._nc
         assert nc is not None
-        return _run_now(self, nc.publish(subject, payload, reply=reply, headers=headers))
+        return _run_now(self, nc.publish(subject, payload, reply=reply))
 
     def mt_send_event_outside(
         self,
@@ -782,103 +830,145 @@ class GRemote(GObj):
         **kw: Any,
     ) -> bool:
         """``GAplic.send_event_outside`` (see there).  Returns True when published."""
+        subscriber = subscriber_gobj.name if isinstance(subscriber_gobj, GObj) else subscriber_gobj
+        key = (gaplic_name, role, gobj_name, event_name, subscriber, origin_role)
+        try:
+            route = self._routes.get(key)
+        except TypeError:  # an unhashable argument: _route() says which, clearly
+            route = None
+        gaplic = self._gaplic_or_fail()
+        if route is None or gaplic.find_unique_gobj(subscriber) is None:
+            route = self._route(key, subscriber_gobj)
+        if kw and not _CONTROL_KW.isdisjoint(kw):
+            return self._send_controlled(route, kw)
+        nc = self._nc
+        if nc is None or not nc.is_connected or nc.pending_data_size > self._max_pending:
+            nc = self._connected_client(f"send_event_outside({event_name!r})")
+        kw["__gobj__"] = subscriber
+        if route.src_role:
+            kw["__role__"] = route.src_role
+        payload = _encode_kw(event_name, kw)
+        if len(payload) > nc.max_payload:
+            self._check_size(f"send_event_outside({event_name!r})", nc, payload, 0)
+        if self.config.trace_remote or self.trace_mach:
+            self._trace("tx", route.subject, event_name, kw)
+        self._publish(route.subject, payload, "", f"send_event_outside({event_name!r})")
+        self.sent += 1
+        return True
+
+    def _route(self, key: tuple[Any, ...], subscriber_gobj: Any) -> _Route:
+        """Check a destination once (ginsfsm's checks, the token rules) and remember it."""
+        gaplic_name, role, gobj_name, event_name, _, origin_role = key
         gaplic = self._gaplic_or_fail()
         what = f"send_event_outside({event_name!r})"
         subscriber = _check_outside_args(
             gaplic, what, gaplic_name, role, gobj_name, event_name, subscriber_gobj, origin_role
         )
         subjects = self._subjects_or_fail()
+        if gaplic_name:
+            subject = subjects.to_gaplic(gaplic_name, gobj_name, event_name)
+        else:
+            subject = subjects.to_role(role, gobj_name, event_name)
+        src_role = origin_role or (gaplic.roles[0] if gaplic.roles else "")
+        route = _Route(gaplic_name, role, gobj_name, event_name, subscriber, src_role, subject)
+        if len(self._routes) >= _MAX_ROUTES:
+            self._routes.clear()
+        self._routes[key] = route
+        return route
+
+    def _publish(self, subject: str, payload: bytes, reply: str, what: str) -> None:
+        try:
+            self._publish_now(subject, payload, reply)
+        except Exception as exc:
+            if type(exc).__name__ == "OutboundBufferLimitError":
+                raise RemoteDisconnectedError(f"{what}: not connected to NATS") from exc
+            raise
+
+    def _send_controlled(self, route: _Route, kw: dict[str, Any]) -> bool:
+        """send_event_outside with control keywords: (un)subscribe, durable, request."""
+        what = f"send_event_outside({route.event_name!r})"
         if kw.get("__subscribe_event__"):
             return self.mt_subscribe_event_outside(
-                gaplic_name, role, gobj_name, event_name, subscriber
+                route.gaplic_name, route.role, route.gobj_name, route.event_name, route.subscriber
             )
         if kw.get("__unsubscribe_event__"):
             return self.mt_unsubscribe_event_outside(
-                gaplic_name, role, gobj_name, event_name, subscriber
+                route.gaplic_name, route.role, route.gobj_name, route.event_name, route.subscriber
             )
         if kw.get("__durable__"):
-            return self._send_durable(what, gaplic_name, gobj_name, event_name, subscriber, kw)
+            return self._send_durable(what, route, kw)
         want_response = bool(kw.get("__subscribe_response__"))
         timeout = kw.get("__timeout__", self.config.request_timeout)
         if want_response and (
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0
         ):
             raise ValueError(f"{what}: __timeout__ must be seconds > 0, not {timeout!r}")
-        payload = _encode(what, {k: v for k, v in kw.items() if k not in _CONTROL_KW})
-        if gaplic_name:
-            subject = subjects.to_gaplic(gaplic_name, gobj_name, event_name)
-        else:
-            subject = subjects.to_role(role, gobj_name, event_name)
-        src_role = origin_role or (gaplic.roles[0] if gaplic.roles else "")
-        headers = {_HDR_SRC_GOBJ: subscriber}
-        if src_role:
-            headers[_HDR_SRC_ROLE] = src_role
+        body = {k: v for k, v in kw.items() if k not in _CONTROL_KW}
+        body["__gobj__"] = route.subscriber
+        if route.src_role:
+            body["__role__"] = route.src_role
+        payload = _encode_kw(route.event_name, body)
         nc = self._connected_client(what)
-        header_size = _HEADER_OVERHEAD + sum(len(k) + len(v) + 4 for k, v in headers.items())
-        self._check_size(what, nc, payload, header_size)
+        self._check_size(what, nc, payload, 0)
         reply = ""
+        token = ""
         if want_response:
+            gaplic = self._gaplic_or_fail()
             token = str(next(self._request_seq))
             reply = f"{self._reply_base}.{token}"
             intra = IntraEvent(
-                gaplic_name,
-                role,
-                gobj_name,
-                subjects.me,
-                src_role,
-                subscriber,
-                event_name,
-                subject,
+                route.gaplic_name,
+                route.role,
+                route.gobj_name,
+                self._subjects_or_fail().me,
+                route.src_role,
+                route.subscriber,
+                route.event_name,
+                route.subject,
             )
-            request = _Request(subscriber, event_name, intra)
+            request = _Request(route.subscriber, route.event_name, intra)
             request.timer = gaplic.call_at(
                 gaplic.time() + float(timeout), self._request_timed_out, token
             )
             self._requests[token] = request
         if self.config.trace_remote or self.trace_mach:
-            self._trace("tx", subject, event_name, kw)
+            self._trace("tx", route.subject, route.event_name, kw)
         try:
-            self._publish_now(subject, payload, reply, headers)
-        except Exception as exc:
-            if reply:
-                self._forget_request(reply.rpartition(".")[2])
-            if type(exc).__name__ == "OutboundBufferLimitError":
-                raise RemoteDisconnectedError(f"{what}: not connected to NATS") from exc
+            self._publish(route.subject, payload, reply, what)
+        except Exception:
+            if token:
+                self._forget_request(token)
             raise
         self.sent += 1
         return True
 
-    def _send_durable(
-        self,
-        what: str,
-        gaplic_name: str,
-        gobj_name: str,
-        event_name: str,
-        subscriber: str,
-        kw: dict[str, Any],
-    ) -> bool:
+    def _send_durable(self, what: str, route: _Route, kw: dict[str, Any]) -> bool:
         durable = self._durable
         if durable is None:
             raise RemoteError(f"{what}: __durable__ needs the GRemote's durable = true")
-        if not gaplic_name:
+        if not route.gaplic_name:
             raise RemoteError(f"{what}: a __durable__ event goes to a GAplic, not to a role")
         if kw.get("__subscribe_response__"):
             raise TypeError(
                 f"{what}: a __durable__ event gets no __action_return__ (it may run later, "
                 "or twice): send an answer event back instead"
             )
-        payload = _encode(what, {k: v for k, v in kw.items() if k not in _CONTROL_KW})
+        body = {k: v for k, v in kw.items() if k not in _CONTROL_KW}
+        body["__gobj__"] = route.subscriber
+        if route.src_role:
+            body["__role__"] = route.src_role
+        payload = _encode_kw(route.event_name, body)
         nc = self._nc
         limit = nc.max_payload if nc is not None and nc.is_connected else 1024 * 1024
-        if len(payload) + 128 > limit:
+        if len(payload) + 64 > limit:
             raise RemotePayloadTooLargeError(
                 f"{what}: the event is {len(payload)} bytes, more than the NATS server's "
-                f"max_payload of {limit} bytes (less 128 for the headers)"
+                f"max_payload of {limit} bytes (less 64 for the message id)"
             )
-        subject = durable.subject_to(gaplic_name, gobj_name, event_name)
+        subject = durable.subject_to(route.gaplic_name, route.gobj_name, route.event_name)
         if self.config.trace_remote or self.trace_mach:
-            self._trace("tx", subject, event_name, kw)
-        durable.send(subject, payload, {_HDR_SRC_GOBJ: subscriber})
+            self._trace("tx", subject, route.event_name, kw)
+        durable.send(subject, payload, {})
         self.sent += 1
         return True
 
@@ -889,7 +979,7 @@ class GRemote(GObj):
             self._report_error("bad_subject", "not a durable event subject", msg.subject)
             return TERM
         try:
-            kw = _decode(msg.data)
+            kw, src_gobj, src_role = _decode(msg.data)
         except ValueError as exc:
             self._report_error("bad_payload", f"{parsed.event}: {exc}", msg.subject)
             return TERM
@@ -898,11 +988,10 @@ class GRemote(GObj):
         if gobj is None:
             self._report_error("gobj_not_found", f"no gobj {parsed.gobj!r}", msg.subject)
             return TERM
-        headers = msg.headers or {}
         intra = IntraEvent(
             parsed.src_gaplic,
-            headers.get(_HDR_SRC_ROLE, ""),
-            headers.get(_HDR_SRC_GOBJ, ""),
+            src_role,
+            src_gobj,
             subjects.me,
             "",
             parsed.gobj,
@@ -1093,11 +1182,8 @@ class GRemote(GObj):
         if parsed is None:
             self._refuse(msg, "bad_subject", "not an event subject")
             return
-        headers = msg.headers or {}
-        src_gobj = headers.get(_HDR_SRC_GOBJ, "")
-        src_role = headers.get(_HDR_SRC_ROLE, "")
         try:
-            kw = _decode(msg.data)
+            kw, src_gobj, src_role = _decode(msg.data)
         except ValueError as exc:
             self._refuse(msg, "bad_payload", f"{parsed.event}: {exc}")
             return
@@ -1213,7 +1299,7 @@ class GRemote(GObj):
             return
         gaplic_name, gobj_name, event_name = parsed
         try:
-            kw = _decode(msg.data)
+            kw, _, _ = _decode(msg.data)
         except ValueError as exc:
             self._report_error("bad_payload", f"{event_name}: {exc}", msg.subject)
             return
