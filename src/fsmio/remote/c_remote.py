@@ -98,8 +98,10 @@ arriving after its timeout is dropped and logged.
 *Receiving*: nats-py runs one task per subscription, so the events of one sender arrive
 and are delivered in order; each is delivered with ``send_event`` (so the machine trace
 shows it), with kw ``__intra_event__`` (an ``IntraEvent``: origin and destination names,
-the subject).  The payload is JSON only (never pickle): an object whose keys are not
-``__reserved__``; anything else is refused.
+the subject).  The payload is JSON only (never pickle): an object, the kw plus the
+sender's ``__gobj__`` and ``__role__``, with no other ``__reserved__`` key; anything else
+is refused.  ``send_event_outside`` checks a destination (names, subscriber) once and
+remembers its subject, so a repeated send costs little more than nats-py's publish.
 
 *Readiness*: nats-py's ``flush()`` is not a barrier (its PING can overtake queued SUBs),
 so after subscribing it yields to its flusher first, then flushes; only then is
