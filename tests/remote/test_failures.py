@@ -320,3 +320,9 @@ def test_slow_consumer_drops_are_reported(nats_server: NatsServer) -> None:
     finally:
         alice.stop()
         bob.stop()
+
+
+def test_send_from_a_foreign_thread_is_refused(two: Any) -> None:
+    (alice, _, _), _ = two
+    with pytest.raises(RuntimeError, match="not its GAplic's"):
+        alice.gaplic.send_event_outside("bob", "", "rec", "EV_PING", "rec")

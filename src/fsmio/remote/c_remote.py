@@ -117,6 +117,7 @@ import itertools
 import json
 import logging
 import os
+import threading
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Final
 
@@ -153,6 +154,10 @@ _CONTROL_KW: Final = frozenset(
         "__unsubscribe_event__",
         "__durable__",
     )
+)
+_FOREIGN_THREAD: Final = (
+    "{what} called from a thread that is not its GAplic's: nats-py is not thread-safe; "
+    "call it from an action, or through gaplic.add_callback()"
 )
 #: Destinations checked once and remembered (cleared when it has this many).
 _MAX_ROUTES: Final = 4096
@@ -839,6 +844,8 @@ class GRemote(GObj):
         except TypeError:  # an unhashable argument: _route() says which, clearly
             route = None
         gaplic = self._gaplic_or_fail()
+        if gaplic._loop_thread != threading.get_ident() and gaplic._loop_thread is not None:
+            raise RuntimeError(_FOREIGN_THREAD.format(what="send_event_outside()"))
         if route is None or gaplic.find_unique_gobj(subscriber) is None:
             route = self._route(key, subscriber_gobj)
         if kw and not _CONTROL_KW.isdisjoint(kw):
@@ -1130,6 +1137,8 @@ class GRemote(GObj):
     ) -> bool:
         gaplic = self._gaplic_or_fail()
         what = f"subscribe_event_outside({event_name!r})"
+        if gaplic._loop_thread != threading.get_ident() and gaplic._loop_thread is not None:
+            raise RuntimeError(_FOREIGN_THREAD.format(what=what))
         if not gaplic_name:
             raise RemoteError(
                 f"{what}: needs the GAplic name: broadcasts are published per GAplic, "
