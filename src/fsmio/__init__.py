@@ -8,15 +8,18 @@ uvloop) event loop.  Every public name is importable from here::
 """
 
 from ._version import __version__
-from .aplic import Callback, GAplic, GAplicThreadWorker, TimerHandle, setup_gaplic_thread
-
-# Workers (threads, processes) and events between GAplics over NATS (nats-py is imported
-# only when a GRemote connects).
-from .aplic.workers import (
+from .aplic import (
+    Callback,
+    GAplic,
     GAplicProcessWorker,
+    GAplicThreadWorker,
+    TimerHandle,
+    gaplic_factory,
+    get_gaplic_by_thread_ident,
     get_global_subprocesses,
     get_global_threads,
     setup_gaplic_process,
+    setup_gaplic_thread,
     shutdown,
 )
 from .core import (
@@ -54,7 +57,9 @@ from .core.registry import (
     set_global_app,
     set_global_main_gaplic,
 )
-from .gobjs import GConnex, GServerSock, GSock, GTimer, hexdump
+from .core.smachine import filter_event_attrs
+from .core.utils import bytes_, get_host_port_from_urls, get_path_from_url, random_key, text_
+from .gobjs import GConnex, GServerSock, GSock, GSSLSock, GStdin, GTimer, close_all_sockets, hexdump
 from .remote import (
     GRemote,
     IntraEvent,
@@ -86,8 +91,10 @@ __all__ = [
     "GObj",
     "GObjError",
     "GRemote",
+    "GSSLSock",
     "GServerSock",
     "GSock",
+    "GStdin",
     "GTimer",
     "IntraEvent",
     "MachineError",
@@ -103,19 +110,28 @@ __all__ = [
     "__version__",
     "add_gconfig",
     "asbool",
+    "bytes_",
+    "close_all_sockets",
+    "filter_event_attrs",
+    "gaplic_factory",
+    "get_gaplic_by_thread_ident",
     "get_global_app",
     "get_global_main_gaplic",
     "get_global_subprocesses",
     "get_global_threads",
+    "get_host_port_from_urls",
+    "get_path_from_url",
     "global_get_gaplic",
     "global_get_gobj",
     "hexdump",
     "inside",
     "lineage",
     "list_globals",
+    "random_key",
     "set_global_app",
     "set_global_main_gaplic",
     "setup_gaplic_process",
     "setup_gaplic_thread",
     "shutdown",
+    "text_",
 ]

@@ -664,10 +664,24 @@ def run_app(
 ) -> int:
     """``fsmio run``: load, validate, create, run until stopped; return the exit code.
 
-    ``on_started(gaplic)`` (for tests) is called once every gobj is created.
-    ``worker_index`` (``--workers``, see ``fsmio.tools.supervisor``): run as worker I,
-    named ``<name>-w<I>``, with the role ``<name>`` and ``GServerSock.reuse_port``.
+    ``on_started(gaplic)`` (for tests) is called once every gobj is created.  A file
+    ending in ``.ini`` is ginsfsm's PasteDeploy format (``fsmio.tools.ini``).
+    ``worker_index`` (``--workers``, see ``fsmio.tools.supervisor``; TOML files): run as
+    worker I, named ``<name>-w<I>``, with the role ``<name>`` and ``GServerSock.reuse_port``.
     """
+    if str(config_path).lower().endswith(".ini"):
+        from .ini import run_ini
+
+        return run_ini(
+            config_path,
+            sets=sets,
+            traces=traces,
+            trace_file=trace_file,
+            check_only=check_only,
+            log_level=log_level,
+            log_format=log_format,
+            on_started=on_started,
+        )
     cfg = load_config(config_path)
     _prepare_path(cfg)
     if worker_index is not None:
