@@ -893,9 +893,10 @@ def gaplic_factory(loader: Any, global_conf: dict[str, Any], **local_conf: Any) 
     subprocesses = str(local_conf.get("subprocesses", "")).split()
     if subprocesses:
         raise NotImplementedError(
-            f"gaplic_factory: subprocesses = {' '.join(subprocesses)}: a GAplic made "
-            "here cannot move to another process; use threads = ..., run each one with "
-            "its own `fsmio run`, or setup_gaplic_process(factory) in code"
+            f"gaplic_factory: subprocesses = {' '.join(subprocesses)}: GAplics in "
+            "subprocesses are not available from a composite (a GAplic made here cannot "
+            "move to another process); use threads = ..., run each one with its own "
+            "`fsmio run`, or setup_gaplic_process(factory) in code"
         )
     main_gaplic = loader.get_app(main, global_conf=global_conf)
     if not isinstance(main_gaplic, GAplic):

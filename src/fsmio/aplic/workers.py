@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 _LOG = logging.getLogger("fsmio")
+#: Seconds between the SIGTERMs of a graceful stop.
+_RESEND = 0.5
 _lock = threading.Lock()
 _threads: collections.deque[GAplicThreadWorker] = collections.deque()
 _subprocesses: collections.deque[GAplicProcessWorker] = collections.deque()
@@ -141,6 +143,8 @@ class GAplicProcessWorker(_SpawnProcess):  # type: ignore[misc]
         try:
             gaplic.start()
         finally:
+            # Stopped: a repeated SIGTERM (see stop()) must not cut the close short.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             gaplic.close()
         if gaplic.exit_code:
             raise SystemExit(gaplic.exit_code)
@@ -152,9 +156,12 @@ class GAplicProcessWorker(_SpawnProcess):  # type: ignore[misc]
         """Stop gracefully (SIGTERM), hard (SIGKILL) after ``timeout``; the exit code."""
         if self.pid is None:
             return None
-        if self.exitcode is None:
+        deadline = time.monotonic() + timeout
+        while self.exitcode is None and time.monotonic() < deadline:
+            # Again every half second: a SIGTERM that lands while the child's loop is
+            # installing its handlers can be lost (asyncio and uvloop alike).
             self.terminate()
-            super().join(timeout)
+            super().join(max(0.0, min(_RESEND, deadline - time.monotonic())))
         if self.exitcode is None:
             _LOG.warning("%s did not stop in %.1f s: killed", self.name, timeout)
             self.kill()
@@ -192,6 +199,13 @@ def shutdown(timeout: float = 5.0) -> list[str]:
     main = registry.get_global_main_gaplic()
     if main is not None:
         main.stop()
+    while time.monotonic() < deadline and any(
+        process.pid is not None and process.exitcode is None for process in processes
+    ):
+        time.sleep(min(_RESEND, max(0.0, deadline - time.monotonic())))
+        for process in processes:  # again: see GAplicProcessWorker.stop()
+            if process.pid is not None and process.exitcode is None:
+                process.terminate()
     not_graceful: list[str] = []
     for thread in threads:
         if thread.is_alive():

@@ -128,7 +128,15 @@ class Supervisor:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.grace
+        resend = time.monotonic() + 0.5
         while any(proc.poll() is None for proc in running):
+            if time.monotonic() >= resend:
+                # Again: a SIGTERM that lands while a worker installs its handlers can be
+                # lost; a second one is harmless.
+                resend = time.monotonic() + 0.5
+                for proc in running:
+                    if proc.poll() is None:
+                        proc.send_signal(signal.SIGTERM)
             if self._stopping > 1 or time.monotonic() > deadline:
                 for proc in running:
                     if proc.poll() is None:
