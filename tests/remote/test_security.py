@@ -29,15 +29,19 @@ unique = true
 [[gobj]]
 name = "router"
 gclass = "fsmio.remote:GRemote"
-config = {{ servers = ["nats://127.0.0.1:4222"], user = "{name}", password = "{name}-secret" }}
+[gobj.config]
+servers = ["nats://127.0.0.1:4222"]
+user = "{name}"
+password = "{name}-secret"
+{extra}
 """
 
 
-def write_apps(tmp_path: Path) -> list[str]:
+def write_apps(tmp_path: Path, extra: str = "") -> list[str]:
     paths = []
     for name, roles in (("alice", ""), ("bob", '"bank"')):
         path = tmp_path / f"{name}.toml"
-        path.write_text(APP.format(name=name, roles=roles))
+        path.write_text(APP.format(name=name, roles=roles, extra=extra))
         paths.append(str(path))
     return paths
 
@@ -129,3 +133,39 @@ def test_bad_password_closes_at_once_with_the_reason(secured: NatsServer) -> Non
         assert time.monotonic() - started < 3.0
     finally:
         running.stop()
+
+
+@pytest.mark.slow
+def test_durable_events_under_the_generated_permissions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    out = io.StringIO()
+    assert print_nats_config(write_apps(tmp_path, extra="durable = true"), out) == 0
+    assert "$JS.API.CONSUMER.MSG.NEXT.FSMIO.fsmio_bob" in out.getvalue()
+    server = NatsServer(config=out.getvalue(), jetstream=True)
+    try:
+        server.start()
+        durable = {"durable": True, "durable_retry_delay": 0.1}
+        apps = [
+            _app(server, "alice", "alice", "alice-secret", **durable),
+            _app(server, "bob", "bob", "bob-secret", **durable),
+        ]
+        running = [Running(gaplic) for gaplic, _, _ in apps]
+        (_, _, alice_router), (_, bob_rec, _) = apps
+        try:
+            wait_until(lambda: all(rec.named("EV_REMOTE_CONNECTED") for _, rec, _ in apps))
+            alice = running[0]
+            alice.call(
+                lambda: alice.gaplic.send_event_outside(
+                    "bob", "", "rec", "EV_DATA", "rec", n=0, __durable__=True
+                )
+            )
+            wait_until(lambda: bob_rec.count == 1, what="durable event under permissions")
+            assert alice_router.durable.stored == 1
+            assert bob_rec.named("EV_REMOTE_ERROR") == []
+        finally:
+            for run in running:
+                run.stop()
+    finally:
+        server.close()

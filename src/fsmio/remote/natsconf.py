@@ -9,6 +9,9 @@ and its own reply inbox::
     subscribe: P.ev.G.>  P.role.<role>.>  P.pub.>  _INBOX_G.>
     allow_responses: true      (answers to requests, on the requester's inbox only)
 
+and with ``durable``: publish ``P.dur.*.G.>``, and the JetStream API of its stream and of
+its own consumer ``fsmio_G`` only (info, create, next message, acks).
+
 ``fsmio nats-config APP.toml...`` prints it (see ``fsmio.tools``).
 """
 
@@ -34,6 +37,9 @@ class NatsIdentity:
     password: str = ""
     #: An nkey *public* key (``U...``): used instead of user/password when given.
     nkey: str = ""
+    #: ``durable = true``: the JetStream grants for durable events in ``durable_stream``.
+    durable: bool = False
+    durable_stream: str = "FSMIO"
     notes: list[str] = field(default_factory=list, compare=False)
 
 
@@ -42,15 +48,31 @@ def permissions_for(identity: NatsIdentity) -> dict[str, object]:
     subjects = Subjects(identity.subject_prefix, identity.gaplic)
     prefix, me = subjects.prefix, subjects.me
     roles = [check_token(f"GAplic {me!r}: role", role) for role in identity.roles]
+    publish = [
+        f"{prefix}.ev.*.{me}.>",
+        f"{prefix}.role.*.{me}.>",
+        f"{prefix}.pub.{me}.>",
+        f"{prefix}.sys.{me}.>",
+    ]
+    if identity.durable:
+        stream = check_token("durable_stream", identity.durable_stream)
+        consumer = f"fsmio_{me}"
+        api = "$JS.API"
+        publish += [
+            # Durable events it sends, as itself.
+            f"{prefix}.dur.*.{me}.>",
+            # Its stream (made if missing) and its own consumer; nothing else.
+            f"{api}.STREAM.INFO.{stream}",
+            f"{api}.STREAM.CREATE.{stream}",
+            f"{api}.CONSUMER.INFO.{stream}.{consumer}",
+            f"{api}.CONSUMER.CREATE.{stream}.{consumer}",
+            f"{api}.CONSUMER.CREATE.{stream}.{consumer}.>",
+            f"{api}.CONSUMER.DURABLE.CREATE.{stream}.{consumer}",
+            f"{api}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+            f"$JS.ACK.{stream}.{consumer}.>",
+        ]
     return {
-        "publish": {
-            "allow": [
-                f"{prefix}.ev.*.{me}.>",
-                f"{prefix}.role.*.{me}.>",
-                f"{prefix}.pub.{me}.>",
-                f"{prefix}.sys.{me}.>",
-            ]
-        },
+        "publish": {"allow": publish},
         "subscribe": {
             "allow": [
                 subjects.my_events(),

@@ -2,8 +2,9 @@
 GAplics that these ``fsmio run`` files describe.
 
 For each file: the GAplic's name and roles from ``[gaplic]``, and the GRemote's
-``user``, ``password`` and ``subject_prefix`` — from its ``[[gobj]]`` config, else from
-``[settings]`` (``"GRemote.user"``, ``"<gobj name>.user"`` or a bare ``user``).  A file
+``user``, ``password``, ``subject_prefix``, ``durable`` and ``durable_stream`` — from its
+``[[gobj]]`` config, else from ``[settings]`` (``"GRemote.user"``, ``"<gobj name>.user"``
+or a bare ``user``).  A file
 without a GRemote is an error.  A missing password is written ``CHANGE-ME`` (and said on
 standard error): the block is meant to be reviewed, not trusted blindly.
 """
@@ -23,7 +24,7 @@ from .runner import AppConfig, load_config
 
 __all__ = ["identity_of", "print_nats_config"]
 
-_KEYS = ("user", "password", "subject_prefix")
+_KEYS = ("user", "password", "subject_prefix", "durable", "durable_stream")
 
 
 def identity_of(cfg: AppConfig) -> NatsIdentity:
@@ -60,6 +61,8 @@ def identity_of(cfg: AppConfig) -> NatsIdentity:
             subject_prefix=str(values.get("subject_prefix", "fsmio")),
             user=str(values.get("user") or cfg.name),
             password=str(values.get("password") or ""),
+            durable=str(values.get("durable", "")).strip().lower() in ("1", "true", "yes", "on"),
+            durable_stream=str(values.get("durable_stream") or "FSMIO"),
             notes=notes,
         )
     except RemoteNameError as exc:
