@@ -169,3 +169,65 @@ def test_durable_events_under_the_generated_permissions(
                 run.stop()
     finally:
         server.close()
+
+
+NKEY_APP = """\
+[gaplic]
+name = "{name}"
+
+[[gobj]]
+name = "rec"
+gclass = "tests.remote.apps:Recorder"
+unique = true
+
+[[gobj]]
+name = "router"
+gclass = "fsmio.remote:GRemote"
+
+[gobj.config]
+nkeys_seed = "{name}.nk"
+"""
+
+
+def test_nkeys_authentication_with_the_generated_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import nkeys
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    paths = []
+    for name in ("alice", "bob", "stranger"):
+        (tmp_path / f"{name}.nk").write_bytes(
+            nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+        )
+        (tmp_path / f"{name}.toml").write_text(NKEY_APP.format(name=name))
+        paths.append(str(tmp_path / f"{name}.toml"))
+    out = io.StringIO()
+    assert print_nats_config(paths[:2], out) == 0  # the stranger is not in the block
+    assert '"nkey": "U' in out.getvalue() and "password" not in out.getvalue()
+    server = NatsServer(config=out.getvalue())
+    try:
+        server.start()
+        seeds = {name: str(tmp_path / f"{name}.nk") for name in ("alice", "bob", "stranger")}
+        apps = [make_app(name, server.url, nkeys_seed=seeds[name]) for name in ("alice", "bob")]
+        stranger = make_app("stranger", server.url, nkeys_seed=seeds["stranger"])
+        running = [Running(app[0]) for app in (*apps, stranger)]
+        try:
+            wait_until(lambda: all(app[1].named("EV_REMOTE_CONNECTED") for app in apps))
+            alice = running[0]
+            alice.call(
+                lambda: alice.gaplic.send_event_outside(
+                    "bob", "", "rec", "EV_PING", "rec", n=1, __subscribe_response__=True
+                )
+            )
+            wait_until(lambda: apps[0][1].named("EV_PING"), what="answer over nkeys")
+            assert apps[0][1].named("EV_PING")[0]["__action_return__"]["by"] == "bob"
+            wait_until(lambda: stranger[1].named("EV_REMOTE_CLOSED"), what="stranger refused")
+            assert stranger[1].named("EV_REMOTE_CLOSED")[0]["reason"].startswith("auth")
+        finally:
+            for run in running:
+                run.stop()
+    finally:
+        server.close()

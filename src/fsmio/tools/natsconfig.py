@@ -1,10 +1,10 @@
 """``fsmio nats-config APP.toml...``: the NATS server ``authorization`` block for the
 GAplics that these ``fsmio run`` files describe.
 
-For each file: the GAplic's name and roles from ``[gaplic]``, and the GRemote's
-``user``, ``password``, ``subject_prefix``, ``durable`` and ``durable_stream`` — from its
-``[[gobj]]`` config, else from ``[settings]`` (``"GRemote.user"``, ``"<gobj name>.user"``
-or a bare ``user``).  A file
+For each file: the GAplic's name and roles from ``[gaplic]``, and the GRemote's ``user``,
+``password`` (or ``nkeys_seed``: its public key is written instead), ``subject_prefix``,
+``durable`` and ``durable_stream`` — from its ``[[gobj]]`` config, else from
+``[settings]`` (``"GRemote.user"``, ``"<gobj name>.user"`` or a bare ``user``).  A file
 without a GRemote is an error.  A missing password is written ``CHANGE-ME`` (and said on
 standard error): the block is meant to be reviewed, not trusted blindly.
 """
@@ -24,7 +24,7 @@ from .runner import AppConfig, load_config
 
 __all__ = ["identity_of", "print_nats_config"]
 
-_KEYS = ("user", "password", "subject_prefix", "durable", "durable_stream")
+_KEYS = ("user", "password", "subject_prefix", "durable", "durable_stream", "nkeys_seed")
 
 
 def identity_of(cfg: AppConfig) -> NatsIdentity:
@@ -52,7 +52,8 @@ def identity_of(cfg: AppConfig) -> NatsIdentity:
         if key in spec.config:
             values[key] = spec.config[key]
     notes = []
-    if not values.get("password"):
+    nkey = _nkey_public_key(cfg, str(values.get("nkeys_seed") or ""))
+    if not nkey and not values.get("password"):
         notes.append("no password in the file: set one here and in the file")
     try:
         return NatsIdentity(
@@ -61,12 +62,34 @@ def identity_of(cfg: AppConfig) -> NatsIdentity:
             subject_prefix=str(values.get("subject_prefix", "fsmio")),
             user=str(values.get("user") or cfg.name),
             password=str(values.get("password") or ""),
+            nkey=nkey,
             durable=str(values.get("durable", "")).strip().lower() in ("1", "true", "yes", "on"),
             durable_stream=str(values.get("durable_stream") or "FSMIO"),
             notes=notes,
         )
     except RemoteNameError as exc:
         raise ToolError(f"{cfg.path}: {exc}", EXIT_BAD_INPUT) from None
+
+
+def _nkey_public_key(cfg: AppConfig, seed_path: str) -> str:
+    """The public key (``U...``) of the nkey seed file, or "" when there is none."""
+    if not seed_path:
+        return ""
+    path = Path(seed_path)
+    if not path.is_absolute():
+        path = cfg.path.parent / path
+    try:
+        import nkeys  # type: ignore[import-untyped]  # no stubs, no py.typed
+    except ImportError:
+        raise ToolError("nkeys_seed needs the nkeys package: pip install 'fsmio[nats]'") from None
+    try:
+        seed = path.read_bytes().strip()
+        public: bytes = nkeys.from_seed(bytearray(seed)).public_key
+    except OSError as exc:
+        raise ToolError(f"{cfg.path}: nkeys_seed {str(path)!r}: {exc.strerror}") from None
+    except Exception as exc:
+        raise ToolError(f"{cfg.path}: nkeys_seed {str(path)!r}: not an nkey seed ({exc})") from None
+    return public.decode()
 
 
 def print_nats_config(paths: list[str], out: TextIO | None = None) -> int:
