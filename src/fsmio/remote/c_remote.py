@@ -7,53 +7,53 @@ arguments) reach it through ``gaplic.router``.  Needs ``pip install fsmio[nats]`
 
 Configuration:
 
-======================  =====  ======================  ===============================
-name                    type   default                 description
-======================  =====  ======================  ===============================
-subscriber              None   None                    Gets every output event (None:
-                                                       the parent, unless it is the
-                                                       GAplic).
-servers                 list   [nats://127.0.0.1:4222] NATS URLs (``nats://``, ``tls://``).
-subject_prefix          str    fsmio                   First token(s) of every subject.
-user, password          str    ""                      User/password (for development).
-token                   str    ""                      Token authentication.
-nkeys_seed              str    ""                      Path of an nkey seed file.
-creds_file              str    ""                      Path of a JWT creds file.
-ssl_options             None   None                    TLS, as GSock's (``cafile``...);
-                                                       verified by default.
-connect_timeout         float  2.0                     Seconds for one connect attempt.
-reconnect_time_wait     float  0.5                     Seconds between attempts.
-max_reconnect_attempts  int    -1                      -1: reconnect for ever.
-ping_interval           float  20.0                    Seconds between PINGs (a dead
-                                                       link is seen after 2 missed).
-request_timeout         float  5.0                     Seconds to wait for the answer to
-                                                       ``__subscribe_response__``
-                                                       (per call: kw ``__timeout__``).
-drain_timeout           float  2.0                     Seconds the stop gives to drain.
-max_pending_bytes       int    8 MiB                   Outbound bytes not yet written
-                                                       to the socket; past it a send
-                                                       fails (no unbounded buffer).
-max_pending_events      int    65536                   Received events queued per
-                                                       subscription; past it they are
-                                                       dropped and reported.
-exported                list   []                      Unique gobjs whose broadcasts
-                                                       are published.
-durable                 bool   False                   JetStream: send and receive
-                                                       ``__durable__`` events
-                                                       (at-least-once; see
-                                                       ``fsmio.remote.durable``).
-durable_stream          str    FSMIO                   Their stream.
-durable_ack_wait        float  30.0                    Seconds before redelivery.
-durable_max_deliver     int    5                       Deliveries before a dead letter.
-durable_retry_delay     float  1.0                     Seconds before an event whose
-                                                       action raised comes again.
-durable_publish_timeout float  30.0                    Seconds to get one stored.
-durable_max_queued      int    10000                   Durable events waiting to be
-                                                       stored.
-trace_remote            bool   False                   Log every remote event sent and
-                                                       received, with its subject (also
-                                                       on with ``trace_mach``).
-======================  =====  ======================  ===============================
+=======================  =====  =======================  ==================================
+name                     type   default                  description
+=======================  =====  =======================  ==================================
+subscriber               None   None                     Gets every output event (None:
+                                                         the parent, unless it is the
+                                                         GAplic).
+servers                  list   [nats://127.0.0.1:4222]  NATS URLs (``nats://``, ``tls://``).
+subject_prefix           str    fsmio                    First token(s) of every subject.
+user, password           str    ""                       User/password (for development).
+token                    str    ""                       Token authentication.
+nkeys_seed               str    ""                       Path of an nkey seed file.
+creds_file               str    ""                       Path of a JWT creds file.
+ssl_options              None   None                     TLS, as GSock's (``cafile``...);
+                                                         verified by default.
+connect_timeout          float  2.0                      Seconds for one connect attempt.
+reconnect_time_wait      float  0.5                      Seconds between attempts.
+max_reconnect_attempts   int    -1                       -1: reconnect for ever.
+ping_interval            float  20.0                     Seconds between PINGs (a dead
+                                                         link is seen after 2 missed).
+request_timeout          float  5.0                      Seconds to wait for the answer to
+                                                         ``__subscribe_response__``
+                                                         (per call: kw ``__timeout__``).
+drain_timeout            float  2.0                      Seconds the stop gives to drain.
+max_pending_bytes        int    8 MiB                    Outbound bytes not yet written
+                                                         to the socket; past it a send
+                                                         fails (no unbounded buffer).
+max_pending_events       int    65536                    Received events queued per
+                                                         subscription; past it they are
+                                                         dropped and reported.
+exported                 list   []                       Unique gobjs whose broadcasts
+                                                         are published.
+durable                  bool   False                    JetStream: send and receive
+                                                         ``__durable__`` events
+                                                         (at-least-once; see
+                                                         ``fsmio.remote.durable``).
+durable_stream           str    FSMIO                    Their stream.
+durable_ack_wait         float  30.0                     Seconds before redelivery.
+durable_max_deliver      int    5                        Deliveries before a dead letter.
+durable_retry_delay      float  1.0                      Seconds before an event whose
+                                                         action raised comes again.
+durable_publish_timeout  float  30.0                     Seconds to get one stored.
+durable_max_queued       int    10000                    Durable events waiting to be
+                                                         stored.
+trace_remote             bool   False                    Log every remote event sent and
+                                                         received, with its subject (also
+                                                         on with ``trace_mach``).
+=======================  =====  =======================  ==================================
 
 Input events (from its own NATS callbacks; not for users):
 ``EV_NATS_CONNECTED``, ``EV_NATS_DISCONNECTED``, ``EV_NATS_CLOSED`` (``reason``),
