@@ -121,6 +121,7 @@ import threading
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Final
 
+from fsmio.core import smachine as _smachine
 from fsmio.core.errors import EventNotAcceptedError, GObjError
 from fsmio.core.event import Event
 from fsmio.core.gconfig import non_negative_int, positive_int, positive_number
@@ -837,16 +838,19 @@ class GRemote(GObj):
         **kw: Any,
     ) -> bool:
         """``GAplic.send_event_outside`` (see there).  Returns True when published."""
+        # The hot path of every remote event: few calls; the rare cases go to helpers.
         subscriber = subscriber_gobj.name if isinstance(subscriber_gobj, GObj) else subscriber_gobj
         key = (gaplic_name, role, gobj_name, event_name, subscriber, origin_role)
         try:
             route = self._routes.get(key)
         except TypeError:  # an unhashable argument: _route() says which, clearly
             route = None
-        gaplic = self._gaplic_or_fail()
-        if gaplic._loop_thread != threading.get_ident() and gaplic._loop_thread is not None:
+        gaplic = self._gaplic
+        if gaplic is None or (
+            gaplic._loop_thread != threading.get_ident() and gaplic._loop_thread is not None
+        ):
             raise RuntimeError(_FOREIGN_THREAD.format(what="send_event_outside()"))
-        if route is None or gaplic.find_unique_gobj(subscriber) is None:
+        if route is None or subscriber not in gaplic._unique_named_gobjs:
             route = self._route(key, subscriber_gobj)
         if kw and not _CONTROL_KW.isdisjoint(kw):
             return self._send_controlled(route, kw)
@@ -856,12 +860,28 @@ class GRemote(GObj):
         kw["__gobj__"] = subscriber
         if route.src_role:
             kw["__role__"] = route.src_role
-        payload = _encode_kw(event_name, kw)
+        try:
+            payload = _encode_json(kw).encode()
+        except (TypeError, ValueError):
+            payload = _encode_kw(event_name, kw)  # raises the TypeError naming the event
         if len(payload) > nc.max_payload:
             self._check_size(f"send_event_outside({event_name!r})", nc, payload, 0)
-        if self.config.trace_remote or self.trace_mach:
+        if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("tx", route.subject, event_name, kw)
-        self._publish(route.subject, payload, "", f"send_event_outside({event_name!r})")
+        # _run_now(), inlined.
+        coro = nc.publish(route.subject, payload)
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            pass
+        except Exception as exc:
+            if type(exc).__name__ == "OutboundBufferLimitError":
+                raise RemoteDisconnectedError(
+                    f"send_event_outside({event_name!r}): not connected to NATS"
+                ) from exc
+            raise
+        else:
+            self._spawn(_finish(_Resume(coro, yielded)))
         self.sent += 1
         return True
 
@@ -940,7 +960,7 @@ class GRemote(GObj):
                 gaplic.time() + float(timeout), self._request_timed_out, token
             )
             self._requests[token] = request
-        if self.config.trace_remote or self.trace_mach:
+        if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("tx", route.subject, route.event_name, kw)
         try:
             self._publish(route.subject, payload, reply, what)
@@ -975,7 +995,7 @@ class GRemote(GObj):
                 f"max_payload of {limit} bytes (less 64 for the message id)"
             )
         subject = durable.subject_to(route.gaplic_name, route.gobj_name, route.event_name)
-        if self.config.trace_remote or self.trace_mach:
+        if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("tx", subject, route.event_name, kw)
         durable.send(subject, payload, {})
         self.sent += 1
@@ -1008,7 +1028,7 @@ class GRemote(GObj):
             msg.subject,
         )
         self.received += 1
-        if self.config.trace_remote or self.trace_mach:
+        if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("rx", msg.subject, parsed.event, kw)
         try:
             ret = self.send_event(
@@ -1087,7 +1107,7 @@ class GRemote(GObj):
             return
         self._check_size(what, nc, payload, 0)
         subject = self._subjects_or_fail().my_broadcast(gobj_name, event_name)
-        if self.config.trace_remote or self.trace_mach:
+        if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("tx", subject, event_name, kw)
         self._publish_now(subject, payload)
         self.sent += 1
@@ -1216,7 +1236,7 @@ class GRemote(GObj):
             parsed.event,
             msg.subject,
         )
-        if self.config.trace_remote or self.trace_mach:
+        if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("rx", msg.subject, parsed.event, kw)
         try:
             ret = self.send_event(gobj, parsed.event, __intra_event__=intra, **kw)
@@ -1262,7 +1282,7 @@ class GRemote(GObj):
                 }
             ).encode()
             self._spawn(self._reply(msg.reply, payload))
-            if self.config.trace_remote or self.trace_mach:
+            if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
                 self._trace("refused", msg.subject, reason, {"message": message})
             return
         self._report_error(reason, message, msg.subject)
@@ -1321,7 +1341,7 @@ class GRemote(GObj):
         intra = IntraEvent(
             gaplic_name, "", gobj_name, subjects.me, "", subscriber_name, event_name, msg.subject
         )
-        if self.config.trace_remote or self.trace_mach:
+        if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("rx", msg.subject, event_name, kw)
         try:
             self.send_event(subscriber, event_name, __intra_event__=intra, **kw)
