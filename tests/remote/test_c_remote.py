@@ -19,13 +19,17 @@ def connected(rec: Any, n: int = 1) -> bool:
     return len(rec.named("EV_REMOTE_CONNECTED")) >= n
 
 
-@pytest.fixture
-def pair(nats_server: NatsServer) -> Any:
-    """Two running GAplics, ``alice`` and ``bob`` (role ``bank``), both connected."""
+@pytest.fixture(params=["uvloop", "asyncio"])
+def pair(nats_server: NatsServer, request: pytest.FixtureRequest) -> Any:
+    """Two running GAplics, ``alice`` and ``bob`` (role ``bank``), both connected; on
+    uvloop, then on the standard asyncio loop."""
+    use_uvloop = request.param == "uvloop"
     apps = []
     try:
         for name, roles in (("alice", ()), ("bob", ("bank",))):
-            gaplic, rec, router = make_app(name, nats_server.url, roles)
+            gaplic, rec, router = make_app(
+                name, nats_server.url, roles, gaplic_kw={"use_uvloop": use_uvloop}
+            )
             apps.append((Running(gaplic), rec, router))
         for _, rec, _ in apps:
             wait_until(lambda rec=rec: connected(rec), what="connected")
