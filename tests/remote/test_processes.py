@@ -113,7 +113,7 @@ def test_round_trip_burst_and_order_with_another_process(
 
 
 @pytest.mark.slow
-def test_role_reaches_exactly_one_member(
+def test_role_reaches_exactly_one_member_and_all_reaches_each(
     nats_server: NatsServer, sender: tuple[Running, Any]
 ) -> None:
     running, rec = sender
@@ -128,14 +128,25 @@ def test_role_reaches_exactly_one_member(
                 running.gaplic.send_event_outside("", "workers", "rec", "EV_DATA", "rec", n=n)
 
         running.call(burst)
+
+        def to_all() -> None:
+            for n in range(total, total + 50):
+                running.gaplic.send_event_outside(
+                    "", "workers", "rec", "EV_DATA", "rec", n=n, __all_members__=True
+                )
+
         counts = []
         for i in range(2):
             answer = ask(running, rec, f"worker{i}", "EV_COUNT")
             counts.append(answer["__action_return__"]["count"])
         # Each event handled once in total, by one member of the queue group.
-        wait_until(lambda: True)
         assert sum(counts) == total, counts
         assert all(count > 0 for count in counts), counts
+        # __all_members__: each member gets every one of them, once.
+        running.call(to_all)
+        for i in range(2):
+            answer = ask(running, rec, f"worker{i}", "EV_COUNT")
+            assert answer["__action_return__"]["count"] == counts[i] + 50
     finally:
         for peer in peers:
             assert peer.stop() == 0, peer.stderr()

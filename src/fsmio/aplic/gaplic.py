@@ -287,7 +287,8 @@ class GAplic(GObj):
 
         kw ``__subscribe_response__=True`` asks for the remote action's return value: it
         comes back to ``subscriber_gobj`` as the same event with kw ``__action_return__``
-        (and ``__error__``).  See docs/remote.md.
+        (and ``__error__``); ``__all_members__=True`` sends to every member of the role;
+        ``__durable__=True`` sends at least once (JetStream).  See docs/remote.md.
         """
         return self._router("send_event_outside()").mt_send_event_outside(
             gaplic_name, role, gobj_name, event_name, subscriber_gobj, origin_role, **kw

@@ -154,6 +154,7 @@ _CONTROL_KW: Final = frozenset(
         "__subscribe_event__",
         "__unsubscribe_event__",
         "__durable__",
+        "__all_members__",
     )
 )
 _FOREIGN_THREAD: Final = (
@@ -680,6 +681,9 @@ class GRemote(GObj):
             await nc.subscribe(
                 subjects.role_events(role), queue=role, cb=self._on_event, pending_msgs_limit=limit
             )
+            await nc.subscribe(
+                subjects.all_of_role(role), cb=self._on_event, pending_msgs_limit=limit
+            )
         await nc.subscribe(f"{self._reply_base}.*", cb=self._on_reply)
         for key, sub in list(self._outside.items()):
             if sub is None:
@@ -927,6 +931,14 @@ class GRemote(GObj):
         if kw.get("__durable__"):
             return self._send_durable(what, route, kw)
         want_response = bool(kw.get("__subscribe_response__"))
+        subject = route.subject
+        if kw.get("__all_members__"):
+            if route.gaplic_name or want_response:
+                raise TypeError(
+                    f"{what}: __all_members__ goes to every member of a role (give no "
+                    "gaplic_name) and gets no __action_return__ (it would come from each)"
+                )
+            subject = self._subjects_or_fail().to_all(route.role, route.gobj_name, route.event_name)
         timeout = kw.get("__timeout__", self.config.request_timeout)
         if want_response and (
             not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0
@@ -961,9 +973,9 @@ class GRemote(GObj):
             )
             self._requests[token] = request
         if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
-            self._trace("tx", route.subject, route.event_name, kw)
+            self._trace("tx", subject, route.event_name, kw)
         try:
-            self._publish(route.subject, payload, reply, what)
+            self._publish(subject, payload, reply, what)
         except Exception:
             if token:
                 self._forget_request(token)
@@ -1231,7 +1243,7 @@ class GRemote(GObj):
             src_role,
             src_gobj,
             subjects.me,
-            parsed.target if parsed.kind == "role" else "",
+            parsed.target if parsed.kind in ("role", "all") else "",
             parsed.gobj,
             parsed.event,
             msg.subject,

@@ -5,8 +5,8 @@ own name as the sender token, so the server guarantees who sent an event (a forg
 ``src_gaplic`` is refused), and subscribe only to its own events, its roles, broadcasts
 and its own reply inbox::
 
-    publish:   P.ev.*.G.>  P.role.*.G.>  P.pub.G.>  P.sys.G.>
-    subscribe: P.ev.G.>  P.role.<role>.>  P.pub.>  _INBOX_G.>
+    publish:   P.ev.*.G.>  P.role.*.G.>  P.all.*.G.>  P.pub.G.>  P.sys.G.>
+    subscribe: P.ev.G.>  P.role.<role>.>  P.all.<role>.>  P.pub.>  _INBOX_G.>
     allow_responses: true      (answers to requests, on the requester's inbox only)
 
 and with ``durable``: publish ``P.dur.*.G.>``, and the JetStream API of its stream and of
@@ -51,6 +51,7 @@ def permissions_for(identity: NatsIdentity) -> dict[str, object]:
     publish = [
         f"{prefix}.ev.*.{me}.>",
         f"{prefix}.role.*.{me}.>",
+        f"{prefix}.all.*.{me}.>",
         f"{prefix}.pub.{me}.>",
         f"{prefix}.sys.{me}.>",
     ]
@@ -77,6 +78,7 @@ def permissions_for(identity: NatsIdentity) -> dict[str, object]:
             "allow": [
                 subjects.my_events(),
                 *(subjects.role_events(role) for role in roles),
+                *(subjects.all_of_role(role) for role in roles),
                 f"{prefix}.pub.>",
                 f"{subjects.inbox_prefix()}.>",
             ]

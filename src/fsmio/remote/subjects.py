@@ -10,6 +10,7 @@ purpose                        subject (``P`` is the prefix, ``fsmio`` by defaul
 =============================  ==========================================================
 event to a GAplic's gobj       ``P.ev.<dst_gaplic>.<src_gaplic>.<dst_gobj>.<EVENT>``
 event to a role (one member)   ``P.role.<role>.<src_gaplic>.<dst_gobj>.<EVENT>``
+event to every member of role  ``P.all.<role>.<src_gaplic>.<dst_gobj>.<EVENT>``
 durable event (JetStream)      ``P.dur.<dst_gaplic>.<src_gaplic>.<dst_gobj>.<EVENT>``
 broadcast of an exported gobj  ``P.pub.<src_gaplic>.<src_gobj>.<EVENT>``
 system notices                 ``P.sys.<gaplic>.<VERB>`` (``STARTED``, ``STOPPING``)
@@ -64,7 +65,7 @@ def check_prefix(prefix: object) -> str:
 class ParsedSubject:
     """An incoming event subject, split into its parts."""
 
-    kind: str  # "ev", "role" or "dur" (durable, JetStream)
+    kind: str  # "ev", "role", "all" (every member of a role) or "dur" (JetStream)
     target: str  # the destination GAplic (kind "ev") or role (kind "role")
     src_gaplic: str
     gobj: str
@@ -95,6 +96,12 @@ class Subjects:
     def to_gaplic(self, gaplic: str, gobj: str, event: str) -> str:
         return f"{self.prefix}.ev.{gaplic}.{self.me}.{gobj}.{event}"
 
+    def all_of_role(self, role: str) -> str:
+        return f"{self.prefix}.all.{role}.>"
+
+    def to_all(self, role: str, gobj: str, event: str) -> str:
+        return f"{self.prefix}.all.{role}.{self.me}.{gobj}.{event}"
+
     def to_role(self, role: str, gobj: str, event: str) -> str:
         return f"{self.prefix}.role.{role}.{self.me}.{gobj}.{event}"
 
@@ -113,7 +120,7 @@ class Subjects:
         if len(parts) != self._depth + 5:
             return None
         kind, target, src, gobj, event = parts[self._depth :]
-        if kind not in ("ev", "role", "dur"):
+        if kind not in ("ev", "role", "all", "dur"):
             return None
         # The tokens are NATS tokens (no '.', '*', '>', blanks): used only to look names
         # up, so they are not matched against TOKEN_RE again on this hot path.
