@@ -78,7 +78,8 @@ Theory of operation
 -------------------
 *Subjects* (``fsmio.remote.subjects``): each GAplic subscribes to
 ``P.ev.<me>.>`` and, per role, to ``P.role.<role>.>`` in the queue group ``<role>``, so an
-event to a role reaches exactly one member.  The sender's name is in the subject.
+event to a role reaches exactly one member, and to ``P.all.<role>.>`` (kw
+``__all_members__``: every member).  The sender's name is in the subject.
 
 *Sending* never waits: nats-py's ``publish`` only appends to its output buffer, so it is
 run to completion synchronously from the action (``_run_now``).  The client's buffering
