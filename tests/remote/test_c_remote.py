@@ -164,3 +164,36 @@ def test_remote_events_are_traced_with_their_subject(
         show_time=False,
     )
     assert line == f"~> remote-rx: (GRemote:router), subject: {subject}, ev: EV_PING"
+
+
+def test_two_gaplics_in_one_asyncio_program(nats_server: NatsServer) -> None:
+    """GAplics run with ``await gaplic.run()`` inside an asyncio program, next to other
+    asyncio code, talk over NATS as well."""
+    import asyncio
+
+    async def main() -> dict[str, Any]:
+        alice, alice_rec, _ = make_app("alice", nats_server.url)
+        bob, _, _ = make_app("bob", nats_server.url)
+        tasks = [asyncio.create_task(g.run()) for g in (alice, bob)]
+        try:
+            for _ in range(1000):
+                if len(alice_rec.named("EV_REMOTE_CONNECTED")) and bob.router.is_connected():
+                    break
+                await asyncio.sleep(0.01)
+            alice.send_event_outside(
+                "bob", "", "rec", "EV_PING", "rec", n=5, __subscribe_response__=True
+            )
+            for _ in range(1000):
+                if alice_rec.named("EV_PING"):
+                    break
+                await asyncio.sleep(0.01)
+            return alice_rec.named("EV_PING")[0]
+        finally:
+            for g in (alice, bob):
+                g.stop()
+            await asyncio.gather(*tasks)
+            for g in (alice, bob):
+                g.close()
+
+    answer = asyncio.run(main())
+    assert answer["__action_return__"] == {"pong": 5, "by": "bob"}
