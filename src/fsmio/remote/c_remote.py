@@ -134,7 +134,7 @@ from fsmio.remote.errors import (
     RemoteError,
     RemotePayloadTooLargeError,
 )
-from fsmio.remote.subjects import TOKEN_RE, Subjects, check_prefix, check_token
+from fsmio.remote.subjects import TOKEN_RE, ParsedSubject, Subjects, check_prefix, check_token
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
@@ -455,6 +455,7 @@ async def _finish(resume: _Resume) -> Any:
 
 _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _encode_json = _ENCODER.encode
+_decode_json = json.JSONDecoder().decode
 
 
 def _encode(what: str, kw: dict[str, Any]) -> bytes:
@@ -477,8 +478,8 @@ def _decode(data: bytes) -> tuple[dict[str, Any], str, str]:
     """A received event: ``(kw, sender gobj, sender role)``; ValueError if it is not a
     JSON object, or has ``__reserved__`` keys other than the sender's two."""
     try:
-        kw = json.loads(data) if data else {}
-    except (ValueError, RecursionError) as exc:
+        kw = _decode_json(data.decode()) if data else {}
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ValueError(f"not JSON: {str(exc)[:80]}") from None
     if type(kw) is not dict:
         raise ValueError(f"a JSON object was expected, not {type(kw).__name__}")
@@ -507,6 +508,7 @@ class GRemote(GObj):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._requests: dict[str, _Request] = {}
         self._routes: dict[tuple[Any, ...], _Route] = {}
+        self._parsed: dict[str, ParsedSubject] = {}
         self._max_pending = 0
         self._request_seq = itertools.count(1)
         self._reply_base = ""
@@ -1222,10 +1224,16 @@ class GRemote(GObj):
     # ------------------------------------------------------------------------------------
     async def _on_event(self, msg: Msg) -> None:
         subjects = self._subjects_or_fail()
-        parsed = subjects.parse_event(msg.subject)
+        # Subjects repeat (one per sender, gobj and event): parsed once each.
+        parsed = self._parsed.get(msg.subject)
         if parsed is None:
-            self._refuse(msg, "bad_subject", "not an event subject")
-            return
+            parsed = subjects.parse_event(msg.subject)
+            if parsed is None:
+                self._refuse(msg, "bad_subject", "not an event subject")
+                return
+            if len(self._parsed) >= _MAX_ROUTES:
+                self._parsed.clear()
+            self._parsed[msg.subject] = parsed
         try:
             kw, src_gobj, src_role = _decode(msg.data)
         except ValueError as exc:
