@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from fsmio.remote import RemoteError
 from fsmio.tools.cli import main as fsmio_main
 from fsmio.tools.natsconfig import print_nats_config
 
@@ -229,5 +230,36 @@ def test_nkeys_authentication_with_the_generated_block(
         finally:
             for run in running:
                 run.stop()
+    finally:
+        server.close()
+
+
+def test_peers_fail_fast_locally_and_narrow_the_permissions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+    paths = write_apps(tmp_path, extra='peers = ["bank"]')
+    out = io.StringIO()
+    assert print_nats_config(paths[:1], out) == 0  # alice, who may talk to the bank only
+    block = out.getvalue()
+    assert '"fsmio.role.bank.alice.>"' in block and '"fsmio.ev.*.alice.>"' not in block
+    assert '"fsmio.pub.bank.>"' in block and '"fsmio.pub.>"' not in block
+    server = NatsServer()
+    try:
+        server.start()
+        gaplic, rec, _ = make_app("alice", server.url, peers=["bank"])
+        running = Running(gaplic)
+        try:
+            wait_until(lambda: rec.named("EV_REMOTE_CONNECTED"))
+            with pytest.raises(RemoteError, match="not one of this GAplic's peers"):
+                running.call(
+                    lambda: gaplic.send_event_outside("carol", "", "rec", "EV_PING", "rec")
+                )
+            # A peer is fine (no one listens: a plain event is simply dropped).
+            assert running.call(
+                lambda: gaplic.send_event_outside("", "bank", "rec", "EV_PING", "rec")
+            )
+        finally:
+            running.stop()
     finally:
         server.close()

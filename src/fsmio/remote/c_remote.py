@@ -36,6 +36,9 @@ max_pending_bytes        int    8 MiB                    Outbound bytes not yet 
 max_pending_events       int    65536                    Received events queued per
                                                          subscription; past it they are
                                                          dropped and reported.
+peers                    list   []                       GAplic names and roles it may
+                                                         send to and subscribe to ([]:
+                                                         any); others fail at once.
 exported                 list   []                       Unique gobjs whose broadcasts
                                                          are published.
 durable                  bool   False                    JetStream: send and receive
@@ -181,6 +184,12 @@ def _stream_name(value: Any) -> str:
     return value
 
 
+def _peers(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.replace(",", " ").split() if part.strip()]
+    return [check_token("peer (a GAplic name or a role)", name) for name in value]
+
+
 def _names(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [part.strip() for part in value.replace(",", " ").split() if part.strip()]
@@ -221,6 +230,7 @@ GREMOTE_GCONFIG: Final[dict[str, list[Any]]] = {
         "Received events queued per subscription; past it they are dropped and reported.",
     ],
     "exported": [list, [], 0, _names, "Unique gobjs whose broadcasts are published."],
+    "peers": [list, [], 0, _peers, "GAplics and roles it may send to ([]: any)."],
     "durable": [bool, False, 0, None, "JetStream: receive and send __durable__ events."],
     "durable_stream": [str, "FSMIO", 0, _stream_name, "The JetStream stream of them."],
     "durable_ack_wait": [float, 30.0, 0, positive_number, "Seconds before redelivery."],
@@ -901,6 +911,13 @@ class GRemote(GObj):
             gaplic, what, gaplic_name, role, gobj_name, event_name, subscriber_gobj, origin_role
         )
         subjects = self._subjects_or_fail()
+        peers = self.config.peers
+        if peers and (gaplic_name or role) not in peers:
+            # What the server's permissions (fsmio nats-config) would refuse silently.
+            raise RemoteError(
+                f"{what}: {gaplic_name or role!r} is not one of this GAplic's peers "
+                f"{peers}: nothing was sent"
+            )
         if gaplic_name:
             subject = subjects.to_gaplic(gaplic_name, gobj_name, event_name)
         else:
@@ -1182,6 +1199,9 @@ class GRemote(GObj):
         subscriber = _check_outside_args(
             gaplic, what, gaplic_name, role, gobj_name, event_name or "", subscriber, None, True
         )
+        peers = self.config.peers
+        if peers and gaplic_name not in peers:
+            raise RemoteError(f"{what}: {gaplic_name!r} is not one of this GAplic's peers {peers}")
         key = (gaplic_name, gobj_name, event_name or "", subscriber)
         if key in self._outside:
             return True

@@ -9,8 +9,10 @@ and its own reply inbox::
     subscribe: P.ev.G.>  P.role.<role>.>  P.all.<role>.>  P.pub.>  _INBOX_G.>
     allow_responses: true      (answers to requests, on the requester's inbox only)
 
-and with ``durable``: publish ``P.dur.*.G.>``, and the JetStream API of its stream and of
-its own consumer ``fsmio_G`` only (info, create, next message, acks).
+With ``peers`` (the GRemote's: the GAplics and roles it may talk to), ``*`` above becomes
+each peer, and ``P.pub.>`` their broadcasts only.  And with ``durable``: publish
+``P.dur.*.G.>``, and the JetStream API of its stream and of its own consumer ``fsmio_G``
+only (info, create, next message, acks).
 
 ``fsmio nats-config APP.toml...`` prints it (see ``fsmio.tools``).
 """
@@ -40,6 +42,8 @@ class NatsIdentity:
     #: ``durable = true``: the JetStream grants for durable events in ``durable_stream``.
     durable: bool = False
     durable_stream: str = "FSMIO"
+    #: GAplic names and roles it may send to (and whose broadcasts it may take); () = any.
+    peers: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list, compare=False)
 
 
@@ -48,10 +52,9 @@ def permissions_for(identity: NatsIdentity) -> dict[str, object]:
     subjects = Subjects(identity.subject_prefix, identity.gaplic)
     prefix, me = subjects.prefix, subjects.me
     roles = [check_token(f"GAplic {me!r}: role", role) for role in identity.roles]
+    peers = [check_token("peer", peer) for peer in identity.peers] or ["*"]
     publish = [
-        f"{prefix}.ev.*.{me}.>",
-        f"{prefix}.role.*.{me}.>",
-        f"{prefix}.all.*.{me}.>",
+        *(f"{prefix}.{kind}.{peer}.{me}.>" for kind in ("ev", "role", "all") for peer in peers),
         f"{prefix}.pub.{me}.>",
         f"{prefix}.sys.{me}.>",
     ]
@@ -61,7 +64,7 @@ def permissions_for(identity: NatsIdentity) -> dict[str, object]:
         api = "$JS.API"
         publish += [
             # Durable events it sends, as itself.
-            f"{prefix}.dur.*.{me}.>",
+            *(f"{prefix}.dur.{peer}.{me}.>" for peer in peers),
             # Its stream (made if missing) and its own consumer; nothing else.
             f"{api}.STREAM.INFO.{stream}",
             f"{api}.STREAM.CREATE.{stream}",
@@ -79,7 +82,7 @@ def permissions_for(identity: NatsIdentity) -> dict[str, object]:
                 subjects.my_events(),
                 *(subjects.role_events(role) for role in roles),
                 *(subjects.all_of_role(role) for role in roles),
-                f"{prefix}.pub.>",
+                *([f"{prefix}.pub.{peer}.>" for peer in identity.peers] or [f"{prefix}.pub.>"]),
                 f"{subjects.inbox_prefix()}.>",
             ]
         },

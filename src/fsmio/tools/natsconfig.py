@@ -3,7 +3,7 @@ GAplics that these ``fsmio run`` files describe.
 
 For each file: the GAplic's name and roles from ``[gaplic]``, and the GRemote's ``user``,
 ``password`` (or ``nkeys_seed``: its public key is written instead), ``subject_prefix``,
-``durable`` and ``durable_stream`` — from its ``[[gobj]]`` config, else from
+``durable``, ``durable_stream`` and ``peers`` — from its ``[[gobj]]`` config, else from
 ``[settings]`` (``"GRemote.user"``, ``"<gobj name>.user"`` or a bare ``user``).  A file
 without a GRemote is an error.  A missing password is written ``CHANGE-ME`` (and said on
 standard error): the block is meant to be reviewed, not trusted blindly.
@@ -24,7 +24,15 @@ from .runner import AppConfig, load_config
 
 __all__ = ["identity_of", "print_nats_config"]
 
-_KEYS = ("user", "password", "subject_prefix", "durable", "durable_stream", "nkeys_seed")
+_KEYS = (
+    "user",
+    "password",
+    "subject_prefix",
+    "durable",
+    "durable_stream",
+    "nkeys_seed",
+    "peers",
+)
 
 
 def identity_of(cfg: AppConfig) -> NatsIdentity:
@@ -65,10 +73,17 @@ def identity_of(cfg: AppConfig) -> NatsIdentity:
             nkey=nkey,
             durable=str(values.get("durable", "")).strip().lower() in ("1", "true", "yes", "on"),
             durable_stream=str(values.get("durable_stream") or "FSMIO"),
+            peers=_as_names(values.get("peers")),
             notes=notes,
         )
     except RemoteNameError as exc:
         raise ToolError(f"{cfg.path}: {exc}", EXIT_BAD_INPUT) from None
+
+
+def _as_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part for part in value.replace(",", " ").split() if part)
+    return tuple(str(item) for item in value or ())
 
 
 def _nkey_public_key(cfg: AppConfig, seed_path: str) -> str:
