@@ -615,10 +615,15 @@ class GRemote(GObj):
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            assert exc is not None
-            self._gaplic_or_fail().handle_exception(exc, f"{self!r} task")
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            gaplic = self._gaplic
+            if gaplic is not None:
+                gaplic.handle_exception(exc, f"{self!r} task")
+            else:  # destroyed meanwhile
+                (self.logger or _LOG).error("%r task: %r", self, exc, exc_info=exc)
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         return self._gaplic_or_fail().loop
