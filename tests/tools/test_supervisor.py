@@ -126,3 +126,49 @@ def test_workers_with_a_bad_config_exit_2_at_once(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2, result.stderr
+
+
+STUCK = """\
+[gaplic]
+name = "stuck"
+
+[[gobj]]
+name = "stuck"
+gclass = "tests.tools.whoami:Stuck"
+"""
+
+
+@pytest.mark.slow
+def test_second_sigint_kills_the_workers_at_once(tmp_path: Path) -> None:
+    config = tmp_path / "stuck.toml"
+    config.write_text(STUCK)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fsmio", "run", str(config), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for _ in range(2):  # both workers are inside their blocking callback
+            assert proc.stdout.readline().strip() == "STUCK"
+        workers = child_pids(proc.pid)
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert proc.poll() is None  # the graceful stop waits for the stuck workers
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 130
+        assert time.monotonic() - started < 5
+        for pid in workers:  # killed and reaped by the supervisor
+            assert not Path(f"/proc/{pid}").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.communicate(timeout=30)

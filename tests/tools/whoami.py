@@ -40,3 +40,21 @@ class WhoAmI(GObj):
 
     def start_up(self) -> None:
         self.create_gobj("server", GServerSock, self, host="127.0.0.1", port=self.config.port)
+
+
+class Stuck(GObj):
+    """Blocks its GAplic's loop for a minute once running: only SIGKILL ends it at once."""
+
+    def __init__(self) -> None:
+        GObj.__init__(
+            self, {"event_list": (), "state_list": ("ST_IDLE",), "machine": {"ST_IDLE": ()}}
+        )
+
+    def start_up(self) -> None:
+        import time
+
+        def block() -> None:
+            print("STUCK", flush=True)
+            time.sleep(60)
+
+        self.gaplic.add_callback(block)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import signal
 import subprocess
@@ -177,7 +178,8 @@ def run_workers(args: argparse.Namespace) -> int:
     if args.check or args.trace_file:
         raise ToolError("--workers does not go with --check or --trace-file", EXIT_BAD_INPUT)
     # Bad input is reported once, here, not by N workers restarted for ever.
-    code = run_app(args.config, sets=args.sets, traces=args.trace, check_only=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # its "ok" line is not news here
+        code = run_app(args.config, sets=args.sets, traces=args.trace, check_only=True)
     if code:
         return code
     passthrough: list[str] = []
