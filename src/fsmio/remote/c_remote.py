@@ -507,6 +507,63 @@ def _is_auth_error(exc: BaseException) -> bool:
     return "authorization violation" in str(exc).lower()
 
 
+def _check_outside_args(
+    gaplic: Any,
+    what: str,
+    gaplic_name: Any,
+    role: Any,
+    gobj_name: Any,
+    event_name: Any,
+    subscriber_gobj: Any,
+    origin_role: Any,
+    any_event: bool = False,
+) -> str:
+    """ginsfsm's checks of send_event_outside, plus the subject-token rules."""
+    for label, value in (("gaplic_name", gaplic_name), ("role", role)):
+        if not isinstance(value, str):
+            raise TypeError(f"{what}: destination {label} {value!r} must be a str")
+    if not gaplic_name and not role:
+        raise TypeError(f"{what}: give a destination gaplic_name or role")
+    if not isinstance(gobj_name, str):
+        raise TypeError(f"{what}: destination gobj {gobj_name!r} must be a str")
+    if not isinstance(event_name, str):
+        raise TypeError(f"{what}: event name {event_name!r} must be a str")
+    if gaplic_name == gaplic.name or (not gaplic_name and role in gaplic.roles):
+        raise TypeError(f"{what}: please don't use external methods to send to yourself")
+    if origin_role and origin_role not in gaplic.roles:
+        raise TypeError(f"{what}: unknown origin role {origin_role!r}")
+    if gaplic_name:
+        check_token("destination GAplic name", gaplic_name)
+    else:
+        check_token("destination role", role)
+    check_token("destination gobj name", gobj_name)
+    if event_name or not any_event:
+        check_token("event name", event_name)
+    if isinstance(subscriber_gobj, GObj):
+        subscriber_gobj = subscriber_gobj.name
+    if not isinstance(subscriber_gobj, str):
+        raise TypeError(f"{what}: subscriber gobj {subscriber_gobj!r} must be a gobj or a name")
+    if gaplic.find_unique_gobj(subscriber_gobj) is None:
+        raise TypeError(f"{what}: subscriber gobj {subscriber_gobj!r} must be a unique-named gobj")
+    check_token("subscriber gobj name", subscriber_gobj)
+    return subscriber_gobj
+
+
+def _run_now(owner: GRemote, coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a nats-py coroutine that does not wait (publish, subscribe, unsubscribe with
+    buffering off) to its end, now, from synchronous code; keeps the order of sends.
+
+    If it does suspend (nats-py flushing inline), a task finishes it: the command is
+    already in nats-py's buffer by then, so the order is kept.
+    """
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    owner._spawn(_finish(_Resume(coro, yielded)))
+    return None
+
+
 class GRemote(GObj):
     """A GAplic's connection to NATS: remote events in and out (see the module doc)."""
 
@@ -836,8 +893,8 @@ class GRemote(GObj):
             )
         return nc
 
-    def _check_size(self, what: str, nc: NatsClient, payload: bytes, headers: int) -> None:
-        size = len(payload) + headers
+    def _check_size(self, what: str, nc: NatsClient, payload: bytes) -> None:
+        size = len(payload)
         if size > nc.max_payload:
             raise RemotePayloadTooLargeError(
                 f"{what}: the event is {size} bytes, more than the NATS server's "
@@ -887,7 +944,7 @@ class GRemote(GObj):
         except (TypeError, ValueError):
             payload = _encode_kw(event_name, kw)  # raises the TypeError naming the event
         if len(payload) > nc.max_payload:
-            self._check_size(f"send_event_outside({event_name!r})", nc, payload, 0)
+            self._check_size(f"send_event_outside({event_name!r})", nc, payload)
         if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("tx", route.subject, event_name, kw)
         # _run_now(), inlined.
@@ -975,7 +1032,7 @@ class GRemote(GObj):
             body["__role__"] = route.src_role
         payload = _encode_kw(route.event_name, body)
         nc = self._connected_client(what)
-        self._check_size(what, nc, payload, 0)
+        self._check_size(what, nc, payload)
         reply = ""
         token = ""
         if want_response:
@@ -1142,7 +1199,7 @@ class GRemote(GObj):
             # A broadcast has no sender waiting for it: counted, not raised.
             self.dropped_broadcasts += 1
             return
-        self._check_size(what, nc, payload, 0)
+        self._check_size(what, nc, payload)
         subject = self._subjects_or_fail().my_broadcast(gobj_name, event_name)
         if self.config.trace_remote or (_smachine._trace_any and self.trace_mach):
             self._trace("tx", subject, event_name, kw)
@@ -1409,60 +1466,3 @@ class GRemote(GObj):
                 "fsm_subject": subject,
             },
         )
-
-
-def _check_outside_args(
-    gaplic: Any,
-    what: str,
-    gaplic_name: Any,
-    role: Any,
-    gobj_name: Any,
-    event_name: Any,
-    subscriber_gobj: Any,
-    origin_role: Any,
-    any_event: bool = False,
-) -> str:
-    """ginsfsm's checks of send_event_outside, plus the subject-token rules."""
-    for label, value in (("gaplic_name", gaplic_name), ("role", role)):
-        if not isinstance(value, str):
-            raise TypeError(f"{what}: destination {label} {value!r} must be a str")
-    if not gaplic_name and not role:
-        raise TypeError(f"{what}: give a destination gaplic_name or role")
-    if not isinstance(gobj_name, str):
-        raise TypeError(f"{what}: destination gobj {gobj_name!r} must be a str")
-    if not isinstance(event_name, str):
-        raise TypeError(f"{what}: event name {event_name!r} must be a str")
-    if gaplic_name == gaplic.name or (not gaplic_name and role in gaplic.roles):
-        raise TypeError(f"{what}: please don't use external methods to send to yourself")
-    if origin_role and origin_role not in gaplic.roles:
-        raise TypeError(f"{what}: unknown origin role {origin_role!r}")
-    if gaplic_name:
-        check_token("destination GAplic name", gaplic_name)
-    else:
-        check_token("destination role", role)
-    check_token("destination gobj name", gobj_name)
-    if event_name or not any_event:
-        check_token("event name", event_name)
-    if isinstance(subscriber_gobj, GObj):
-        subscriber_gobj = subscriber_gobj.name
-    if not isinstance(subscriber_gobj, str):
-        raise TypeError(f"{what}: subscriber gobj {subscriber_gobj!r} must be a gobj or a name")
-    if gaplic.find_unique_gobj(subscriber_gobj) is None:
-        raise TypeError(f"{what}: subscriber gobj {subscriber_gobj!r} must be a unique-named gobj")
-    check_token("subscriber gobj name", subscriber_gobj)
-    return subscriber_gobj
-
-
-def _run_now(owner: GRemote, coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a nats-py coroutine that does not wait (publish, subscribe, unsubscribe with
-    buffering off) to its end, now, from synchronous code; keeps the order of sends.
-
-    If it does suspend (nats-py flushing inline), a task finishes it: the command is
-    already in nats-py's buffer by then, so the order is kept.
-    """
-    try:
-        yielded = coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    owner._spawn(_finish(_Resume(coro, yielded)))
-    return None
