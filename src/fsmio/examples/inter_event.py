@@ -302,7 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds for the script")
     args = parser.parse_args(argv)
+    try:
+        import nats  # noqa: F401  (GRemote needs it; say so now, not after a timeout)
+    except ImportError:
+        raise SystemExit("the demo needs nats-py: pip install 'fsmio[nats]'") from None
     directory = Path(args.directory)
+    if not (directory / "bank.toml").exists():
+        raise SystemExit(f"no {directory / 'bank.toml'}: run it from the repository's root")
     with tempfile.TemporaryDirectory(prefix="fsmio-inter-event-") as tmp:
         server, url = start_nats_server(Path(tmp))
         print(f"[launcher] nats-server {url} (pid {server.pid})", flush=True)
