@@ -67,7 +67,7 @@ def test_timeout_then_the_late_answer_is_dropped(two: Any) -> None:
     outcome = alice_rec.named("EV_SLOW")[0]
     assert outcome["__error__"] == "timeout"
     assert outcome["__action_return__"] is None
-    assert 0.15 < time.monotonic() - started < 0.7
+    assert 0.15 < time.monotonic() - started < 0.75
     # bob answers at 0.8 s: the answer is dropped (counted, logged), not delivered.
     wait_until(lambda: alice_router.late_replies == 1, what="the late answer")
     time.sleep(0.1)
