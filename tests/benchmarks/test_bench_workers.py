@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT balances only on Linux")
 def test_workers_benchmark_quick_run() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.workers", "--seconds", "0.5", "--loaders", "1"]
-        + ["--conns", "5"],
+        [
+            *(sys.executable, "-m", "benchmarks.workers"),
+            *("--seconds", "0.5", "--loaders", "1", "--conns", "5"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
