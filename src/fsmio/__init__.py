@@ -11,12 +11,16 @@ from ._version import __version__
 from .aplic import (
     Callback,
     GAplic,
+    GAplicProcessWorker,
     GAplicThreadWorker,
     TimerHandle,
     gaplic_factory,
     get_gaplic_by_thread_ident,
+    get_global_subprocesses,
+    get_global_threads,
     setup_gaplic_process,
     setup_gaplic_thread,
+    shutdown,
 )
 from .core import (
     EMPTY_FSM,
@@ -64,6 +68,14 @@ from .protocols.http import (
     HttpResponse,
     HttpSimpleOkResponse,
 )
+from .remote import (
+    GRemote,
+    IntraEvent,
+    RemoteDisconnectedError,
+    RemoteError,
+    RemoteNameError,
+    RemotePayloadTooLargeError,
+)
 
 __all__ = [
     "EMPTY_FSM",
@@ -78,6 +90,7 @@ __all__ = [
     "EventNotAcceptedError",
     "FsmioError",
     "GAplic",
+    "GAplicProcessWorker",
     "GAplicThreadWorker",
     "GConfig",
     "GConfigTemplateError",
@@ -87,16 +100,25 @@ __all__ = [
     "GHttpServer",
     "GObj",
     "GObjError",
+    "GRemote",
     "GSSLSock",
     "GServerSock",
     "GSock",
     "GStdin",
     "GTimer",
+<<<<<<< HEAD
     "HttpErrorResponse",
     "HttpRequest",
     "HttpResponse",
     "HttpSimpleOkResponse",
+=======
+    "IntraEvent",
+>>>>>>> main
     "MachineError",
+    "RemoteDisconnectedError",
+    "RemoteError",
+    "RemoteNameError",
+    "RemotePayloadTooLargeError",
     "SMachine",
     "SendDepthError",
     "StateError",
@@ -112,6 +134,8 @@ __all__ = [
     "get_gaplic_by_thread_ident",
     "get_global_app",
     "get_global_main_gaplic",
+    "get_global_subprocesses",
+    "get_global_threads",
     "get_host_port_from_urls",
     "get_path_from_url",
     "global_get_gaplic",
@@ -125,5 +149,6 @@ __all__ = [
     "set_global_main_gaplic",
     "setup_gaplic_process",
     "setup_gaplic_thread",
+    "shutdown",
     "text_",
 ]
