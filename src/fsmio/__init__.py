@@ -106,14 +106,11 @@ __all__ = [
     "GSock",
     "GStdin",
     "GTimer",
-<<<<<<< HEAD
     "HttpErrorResponse",
     "HttpRequest",
     "HttpResponse",
     "HttpSimpleOkResponse",
-=======
     "IntraEvent",
->>>>>>> main
     "MachineError",
     "RemoteDisconnectedError",
     "RemoteError",
