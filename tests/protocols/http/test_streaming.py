@@ -221,7 +221,13 @@ def test_client_that_never_reads_keeps_server_memory_bounded(http_server: Any) -
     output never goes beyond one chunk (the producer waits for EV_TRANSMIT_READY), and
     once the client reads, every byte arrives."""
     total = 256 << 20
-    server = http_server(sock_options={"outbuf_max": 1 << 20, "outbuf_high_water": 1 << 19})
+    server = http_server(
+        sock_options={
+            "outbuf_max": 1 << 20,
+            "outbuf_high_water": 1 << 19,
+            "tx_buffer_size": 1 << 18,
+        }
+    )
     producer = _Producer(total, 65536)
     server.app.hooks["EV_HTTP_REQUEST"] = producer.on_request
     server.app.hooks["EV_TRANSMIT_READY"] = lambda app, ev: producer.produce(app)
@@ -239,9 +245,12 @@ def test_client_that_never_reads_keeps_server_memory_bounded(http_server: Any) -
             time.sleep(0.3)
         assert 0 < stalled_at < 32 << 20
         assert producer.max_pending <= 65536 + 16
+        # now read it all, with a receive window that does not make this process's two
+        # threads (client and server) hand the GIL over for every 64 KiB
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.settimeout(20)
         received = 0
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         head_done = False
         buf = b""
         while time.monotonic() < deadline:
