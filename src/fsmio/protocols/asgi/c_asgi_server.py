@@ -418,7 +418,6 @@ class GAsgiServer(GObj):
         self._app: Any = None
         self._lifespan: Lifespan | None = None
         self._serving = False
-        self._stopping = False
         self._early: list[tuple[GObj, Any]] = []
         self._peers: dict[GObj, Any] = {}
         self._cycles: dict[GObj, _HttpCycle] = {}
@@ -513,7 +512,6 @@ class GAsgiServer(GObj):
             callback()
 
     async def _on_shutdown(self) -> None:
-        self._stopping = True
         try:
             for _ in range(1_000_000):  # bounded by the GAplic's shutdown_grace anyway
                 if not self._tasks:
