@@ -11,12 +11,16 @@ from ._version import __version__
 from .aplic import (
     Callback,
     GAplic,
+    GAplicProcessWorker,
     GAplicThreadWorker,
     TimerHandle,
     gaplic_factory,
     get_gaplic_by_thread_ident,
+    get_global_subprocesses,
+    get_global_threads,
     setup_gaplic_process,
     setup_gaplic_thread,
+    shutdown,
 )
 from .core import (
     EMPTY_FSM,
@@ -66,6 +70,14 @@ from .protocols.http import (
     HttpSimpleOkResponse,
 )
 from .protocols.wsgi import GWsgiServer, URLMap, parse_path_expression
+from .remote import (
+    GRemote,
+    IntraEvent,
+    RemoteDisconnectedError,
+    RemoteError,
+    RemoteNameError,
+    RemotePayloadTooLargeError,
+)
 
 __all__ = [
     "EMPTY_FSM",
@@ -80,6 +92,7 @@ __all__ = [
     "EventNotAcceptedError",
     "FsmioError",
     "GAplic",
+    "GAplicProcessWorker",
     "GAplicThreadWorker",
     "GAsgiServer",
     "GConfig",
@@ -90,6 +103,7 @@ __all__ = [
     "GHttpServer",
     "GObj",
     "GObjError",
+    "GRemote",
     "GSSLSock",
     "GServerSock",
     "GSock",
@@ -100,7 +114,12 @@ __all__ = [
     "HttpRequest",
     "HttpResponse",
     "HttpSimpleOkResponse",
+    "IntraEvent",
     "MachineError",
+    "RemoteDisconnectedError",
+    "RemoteError",
+    "RemoteNameError",
+    "RemotePayloadTooLargeError",
     "SMachine",
     "SendDepthError",
     "StateError",
@@ -117,6 +136,8 @@ __all__ = [
     "get_gaplic_by_thread_ident",
     "get_global_app",
     "get_global_main_gaplic",
+    "get_global_subprocesses",
+    "get_global_threads",
     "get_host_port_from_urls",
     "get_path_from_url",
     "global_get_gaplic",
@@ -131,5 +152,6 @@ __all__ = [
     "set_global_main_gaplic",
     "setup_gaplic_process",
     "setup_gaplic_thread",
+    "shutdown",
     "text_",
 ]

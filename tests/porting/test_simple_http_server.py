@@ -11,6 +11,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from fsmio import GSock
 from tests.porting.test_ginsfsm_program import port
 
 ORIGINAL = Path(__file__).with_name("simple_http_server.py.txt")
@@ -50,6 +51,9 @@ def test_ported_simple_http_server_answers_as_the_original(tmp_path: Path) -> No
             ga_srv.close()
     finally:
         sys.modules.pop(spec.name, None)
+        # its verbose mode turned every GSock's hexdump on (ginsfsm's class attribute):
+        # off again, or every later test would dump all its traffic
+        GSock._global_trace_dump = False
     assert response.status == 200
     assert response.reason == "OK"
     assert body == b"Caraculo\r\nCaraculo\r\nCaraculo\r\n"

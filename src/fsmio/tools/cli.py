@@ -65,8 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write every machine transition as JSON lines (read it with `fsmio trace`)",
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N worker processes sharing the listening ports (SO_REUSEPORT), "
+        "supervised: restarted when they die (see docs/remote.md)",
+    )
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     run.add_argument("--log-level", metavar="LEVEL", help="override [logging] level")
     run.add_argument("--log-format", choices=("plain", "json"), help="override [logging] format")
+
+    nats_config = sub.add_parser(
+        "nats-config",
+        help="print the NATS server authorization block for fsmio run files",
+        description="One NATS user per GAplic, allowed to publish only as itself. "
+        "See docs/remote.md.",
+    )
+    nats_config.add_argument("configs", nargs="+", metavar="APP.toml", help="fsmio run files")
 
     draw = sub.add_parser(
         "draw",
@@ -227,6 +243,10 @@ def cmd_draw(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_app
 
+    if args.workers is not None:
+        from .supervisor import run_workers
+
+        return run_workers(args)
     return run_app(
         args.config,
         sets=args.sets,
@@ -235,6 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_only=args.check,
         log_level=args.log_level,
         log_format=args.log_format,
+        worker_index=args.worker_index,
     )
 
 
@@ -274,12 +295,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_nats_config(args: argparse.Namespace) -> int:
+    from .natsconfig import print_nats_config
+
+    return print_nats_config(args.configs)
+
+
 COMMANDS = {
     "run": cmd_run,
     "draw": cmd_draw,
     "check": cmd_check,
     "trace": cmd_trace,
     "serve": cmd_serve,
+    "nats-config": cmd_nats_config,
 }
 
 

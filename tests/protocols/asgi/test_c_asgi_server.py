@@ -395,3 +395,32 @@ def test_lifespan_modes_with_an_app_without_lifespan(mode: str, stops: bool) -> 
             assert gaplic.exit_code == 0
     finally:
         gaplic.close()
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    async def echo_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"].endswith("/slow"):
+            await asyncio.sleep(0.05)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+    paths = [f"/p{n}" + ("/slow" if n % 5 == 0 else "") for n in range(16)]
+    with serving(GAsgiServer, application=echo_path, lifespan="off") as srv:
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        try:
+            sock.sendall(b"".join(f"GET {p} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for p in paths))
+            data = b""
+            for _ in range(10_000):
+                if data.count(b"HTTP/1.1 200 OK") == len(paths) and data.endswith(
+                    paths[-1].encode()
+                ):
+                    break
+                piece = sock.recv(65536)
+                assert piece, data
+                data += piece
+        finally:
+            sock.close()
+    bodies = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 200 OK")[1:]]
+    assert [b.decode() for b in bodies] == paths
