@@ -1,0 +1,1 @@
+"""The protocol layer: gobjs that speak a protocol over GSock/GServerSock/GConnex."""
