@@ -30,7 +30,8 @@ ssl_options        None   None         Client with ``wss://`` and no ``gsock``: 
 origin             str    None         Client: the Origin header to send.
 subprotocols       list   []           Server: the subprotocols supported, in order of
                                        preference (the first one the client also offers
-                                       wins).  Client: the ones offered.
+                                       wins; none in common: no subprotocol).  Client:
+                                       the ones offered.
 origins            None   None         Server: None accepts any Origin; a list of allowed
                                        Origin values (None in it: a request without
                                        Origin is allowed) rejects others with 403 — the
@@ -169,7 +170,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from websockets.client import ClientProtocol
@@ -183,6 +184,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import SEND_EOF, Protocol, State
 from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from fsmio.core.errors import GObjError
@@ -581,6 +583,14 @@ _WS_LOG: Final = _QuietLogger(logging.getLogger("fsmio.websocket"), {})
 
 
 class _ServerProtocol(ServerProtocol):
+    def select_subprotocol(self, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
+        # The first of ours the client offers; none in common (or none offered) is a
+        # connection without a subprotocol (RFC 6455 §4.2.2), not websockets' 400.
+        for subprotocol in self.available_subprotocols or ():
+            if subprotocol in subprotocols:
+                return subprotocol
+        return None
+
     def recv_frame(self, frame: Frame) -> None:
         if frame.opcode is _CLOSE:
             # A close in the middle of a fragmented message ends the connection normally
