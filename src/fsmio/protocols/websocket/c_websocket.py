@@ -27,6 +27,9 @@ resource           str    '/'          Client: ``ws://host[:port]/path`` or ``ws
 ssl_options        None   None         Client with ``wss://`` and no ``gsock``: TLS options
                                        of the child GConnex (None: verify against the
                                        system's CAs, SNI from the URL's host).
+connex_kw          dict   {}           Client without ``gsock``: more parameters of the
+                                       child GConnex (``timeout_between_connections``,
+                                       ``backoff_factor``, ``max_attempts``...).
 origin             str    None         Client: the Origin header to send.
 subprotocols       list   []           Server: the subprotocols supported, in order of
                                        preference (the first one the client also offers
@@ -264,6 +267,7 @@ GWEBSOCKET_GCONFIG: Final[dict[str, list[Any]]] = {
     "iam_server": [bool, True, 0, None, "Server role (False: client)."],
     "resource": [str, "/", 0, None, "Client: ws:// or wss:// URL (or a path)."],
     "ssl_options": [None, None, 0, None, "Client wss:// without gsock: TLS options."],
+    "connex_kw": [dict, {}, 0, None, "Client: more parameters of the child GConnex."],
     "origin": [str, None, 0, None, "Client: the Origin header to send."],
     "subprotocols": [list, [], 0, None, "Supported (server) or offered (client)."],
     "origins": [None, None, 0, _origins, "Server: allowed Origins (None: any)."],
@@ -799,6 +803,8 @@ class GWebSocket(GObj):
             ssl_options = config.ssl_options
             if uri.secure and not ssl_options:
                 ssl_options = {"server_hostname": uri.host}
+            kw: dict[str, Any] = {"timeout_waiting_connected": config.open_timeout}
+            kw.update(config.connex_kw)
             carrier = self.create_gobj(
                 "connex",
                 GConnex,
@@ -806,7 +812,7 @@ class GWebSocket(GObj):
                 subscriber=self,
                 destinations=[(uri.host, uri.port)],
                 ssl_options=ssl_options or None,
-                timeout_waiting_connected=config.open_timeout,
+                **kw,
             )
             self._carrier = carrier
             return  # it connects by itself: EV_CONNECTED comes
@@ -884,7 +890,7 @@ class GWebSocket(GObj):
     def _got_response(self, response: Response) -> None:
         proto = self._proto
         assert proto is not None
-        if proto.handshake_exc is not None or proto.state is not State.OPEN:
+        if proto.handshake_exc is not None:
             self._handshake_error = f"handshake failed: {proto.handshake_exc}"
             return
         self._open(list(response.headers.raw_items()), self._uri().resource_name)
