@@ -6,116 +6,18 @@ Every wait is bounded; every process is killed and reaped at the end of its test
 
 from __future__ import annotations
 
-import os
 import re
-import selectors
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trustme
 
-SERVER = "fsmio.examples.echo_server"
-CLIENT = "fsmio.examples.echo_client"
-OK_LINE = re.compile(r"^OK messages=(\d+) bytes=(\d+) seconds=([\d.]+) round_trips_per_s=([\d.]+)$")
-
-
-class Server:
-    """A running echo_server: its READY line, then signals and the exit code."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], stderr: Path) -> None:
-        self.proc = proc
-        self.stderr_path = stderr
-        self.extra_stdout = b""
-        self.host = ""
-        self.port = 0
-
-    def wait_ready(self, timeout: float = 15.0) -> str:
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no READY line in {timeout} s: {self.stderr()}")
-                if sel.select(left):
-                    chunk = os.read(fd, 4096)
-                    if not chunk:
-                        raise AssertionError(f"exited before READY: {self.stderr()}")
-                    buf += chunk
-        line, self.extra_stdout = buf.split(b"\n", 1)
-        return line.decode()
-
-    def stop(self, sig: signal.Signals, timeout: float = 15.0) -> int:
-        self.proc.send_signal(sig)
-        return self.wait(timeout)
-
-    def wait(self, timeout: float = 15.0) -> int:
-        assert self.proc.stdout is not None
-        out, _ = self.proc.communicate(timeout=timeout)
-        self.extra_stdout += out
-        return self.proc.returncode
-
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    servers: list[Server] = []
-
-    def start(*args: str) -> Server:
-        err = tmp_path / f"server{len(servers)}.err"
-        with err.open("wb") as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", SERVER, "--host", "127.0.0.1", *args],
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                cwd=tmp_path,
-            )
-        server = Server(proc, err)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        if server.proc.poll() is None:
-            server.proc.kill()
-        server.proc.communicate(timeout=15)
-
-
-def run_client(cwd: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", CLIENT, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=cwd,
-    )
-
-
-def ready(server: Server) -> int:
-    line = server.wait_ready()
-    match = re.fullmatch(r"READY 127\.0\.0\.1 (\d+)", line)
-    assert match, line
-    port = int(match.group(1))
-    assert 0 < port < 65536
-    return port
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .conftest import OK_LINE, Server, closed_port, ready, run_client
 
 
 # ----------------------------------------------------------------------------------------
@@ -212,10 +114,19 @@ def test_tls_round_trip_with_a_test_ca(start_server: Callable[..., Server], tmp_
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "cafile" in result.stderr
     assert "Traceback" not in result.stderr
-    # Plain TCP to the TLS port: the server drops it and goes on serving.
-    result = run_client(tmp_path, *args)
+    # The name checked in the certificate is --server-hostname's, not the address's.
+    tls_args = (*args, "--cafile", str(ca_file), "--connect-attempts", "1")
+    result = run_client(tmp_path, *tls_args, "--server-hostname", "other.example")
     assert result.returncode == 1
-    assert "FAILED: connection lost" in result.stderr
+    assert "tls_verify_failed" in result.stderr
+    result = run_client(tmp_path, *tls_args, "--server-hostname", "localhost")
+    assert result.returncode == 0, result.stderr
+    # Plain TCP to the TLS port: the server drops it and goes on serving; the client
+    # reconnects (each loss logged) until its deadline.
+    result = run_client(tmp_path, *args, "--deadline", "2", "--retry-interval", "0.2")
+    assert result.returncode == 1
+    assert "FAILED: timeout after 2 s: 0 of 100 messages echoed; last error:" in result.stderr
+    assert f"connection to 127.0.0.1:{port} lost:" in result.stderr
     result = run_client(tmp_path, *args, "--tls-ca", str(ca_file))
     assert result.returncode == 0, result.stderr
     assert server.stop(signal.SIGTERM) == 0, server.stderr()
@@ -223,12 +134,29 @@ def test_tls_round_trip_with_a_test_ca(start_server: Callable[..., Server], tmp_
 
 def test_client_against_a_closed_port_fails_clearly(tmp_path: Path) -> None:
     port = closed_port()
-    started = time.monotonic()
-    result = run_client(tmp_path, "--port", str(port), "--count", "3", "--size", "10")
+    args = ("--port", str(port), "--count", "3", "--size", "10", "--retry-interval", "0.05")
+    result = run_client(tmp_path, *args, "--connect-attempts", "3")
     assert result.returncode == 1
     assert result.stdout == ""
+    # One line per failed attempt: two warnings, then the GConnex's "giving up".
+    assert result.stderr.count(f"connect to 127.0.0.1:{port} failed: refused (attempt") == 2
+    assert result.stderr.count("giving up after 3 failed attempts") == 1
     assert f"echo_client: FAILED: cannot connect to 127.0.0.1:{port}: refused" in result.stderr
     assert "Traceback" not in result.stderr
+    # Still one line per failed attempt at INFO (the GSock's own line shows at DEBUG).
+    result = run_client(tmp_path, *args, "--connect-attempts", "3", "--log-level", "INFO")
+    assert result.stderr.count(f"127.0.0.1:{port} failed") == 2, result.stderr
+    result = run_client(tmp_path, *args, "--connect-attempts", "3", "--log-level", "DEBUG")
+    assert result.stderr.count(f"127.0.0.1:{port} failed") == 3 + 2, result.stderr
+    # By default it never gives up: only its deadline ends the run.
+    started = time.monotonic()
+    result = run_client(tmp_path, *args, "--deadline", "1")
+    assert result.returncode == 1
+    assert (
+        "echo_client: FAILED: timeout after 1 s: 0 of 3 messages echoed; last error: refused"
+        in result.stderr
+    )
+    assert result.stderr.count(f"connect to 127.0.0.1:{port} failed: refused") >= 5
     assert time.monotonic() - started < 30
 
 

@@ -436,7 +436,8 @@ def test_renamed_and_suppressed_outputs(env: Env) -> None:
 
 def test_transmit_ready_only_to_a_subscriber_that_takes_it(env: Env) -> None:
     """The GSock says EV_TRANSMIT_READY after connect and after waits; a subscriber
-    without a row for it must not get a NOT ACCEPTED warning (or, strict, an exception) per message."""
+    without a row for it must not get a NOT ACCEPTED warning (or, strict, an exception)
+    per message."""
     quiet_fsm = {
         "event_list": ("EV_CONNECTED: bottom input",),
         "state_list": ("ST_IDLE",),
@@ -485,6 +486,7 @@ def test_connect_failed_event_and_max_attempts(env: Env) -> None:
     assert env.connect_times() == [0, 1, 2]
     failures = [kw for name, _, kw, _ in env.rec.events if name == "EV_CONNECT_FAILED"]
     assert [(f["attempts"], f["gave_up"]) for f in failures] == [(1, False), (2, False), (3, True)]
+    assert [f["retry_in"] for f in failures] == [1, 1, -1]  # given up: no retry
     assert failures[-1]["reason"] == "Connection refused"
     assert (failures[-1]["host"], failures[-1]["port"]) == ("127.0.0.1", 7000)
     assert failures[-1]["connex"] is connex
@@ -520,6 +522,31 @@ def test_exponential_backoff_grows_to_the_cap(env: Env) -> None:
     env.advance(100)
     # waits 1, 2, 4, 8, 16, 20, 20, ...
     assert env.connect_times() == [0, 1, 3, 7, 15, 31, 51, 71, 91]
+
+
+def test_connect_failed_says_when_the_next_attempt_is(env: Env) -> None:
+    env.connex(
+        destinations="a:1, b:2",
+        connect_failed_event_name="EV_CONNECT_FAILED",
+        timeout_between_connections=1,
+        backoff_factor=2,
+        backoff_max=3,
+        fake_kw={"connect_mode": "refuse"},
+    )
+    env.advance(20)
+    failures = [kw for name, _, kw, _ in env.rec.events if name == "EV_CONNECT_FAILED"]
+    # The next destination of a round at once, then the round's back-off wait (capped).
+    assert [(f["host"], f["retry_in"]) for f in failures[:8]] == [
+        ("a", 0),
+        ("b", 1),
+        ("a", 0),
+        ("b", 2),
+        ("a", 0),
+        ("b", 3),
+        ("a", 0),
+        ("b", 3),
+    ]
+    assert [t for t, *_ in env.connects()[:6]] == [0, 0, 1, 1, 3, 3]
 
 
 def test_an_explicit_connect_starts_again_from_the_base_delay(env: Env) -> None:

@@ -9,7 +9,8 @@ to the ``Echo`` gobj, whose action sends the data back with ``EV_SEND_DATA``.
 Prints exactly one line on stdout, ``READY <host> <port>``, once listening (port 0 picks a
 free port, and the line tells which); everything else (logs, the closing statistics) goes
 to stderr.  Stops cleanly on SIGTERM or SIGINT, or after ``--max-seconds``: exit 0.  A
-port in use or bad TLS files: a one-line error on stderr, exit 1.
+second SIGINT while it stops (pending output being delivered) leaves at once: exit 130,
+like ``fsmio run``.  A port in use or bad TLS files: a one-line error on stderr, exit 1.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from fsmio.core.event import Event
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.gobjs.c_timer import GTimer
+from fsmio.tools import EXIT_INTERRUPTED
 
 _LOG = logging.getLogger("fsmio.echo_server")
 
@@ -124,6 +126,17 @@ class Echo(GObj):
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # The second Ctrl-C: out at once, as `fsmio run` does (see tools/runner.py): the
+        # work it cut off is not news, so asyncio is not let to report it on the way out.
+        logging.getLogger("asyncio").disabled = True
+        print("echo_server: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")

@@ -89,7 +89,10 @@ attributes; ``event.source[-1]`` is the GConnex):
   output that had to wait has drained; see GSock's producer pattern with
   ``gsock.write_paused``); like the GSock, only sent when a subscriber's FSM takes it.
 * ``connect_failed_event_name`` (when set) — ``connex``, ``host``, ``port``, ``reason``,
-  ``attempts`` (consecutive failures), ``gave_up`` (True when ``max_attempts`` was reached).
+  ``attempts`` (consecutive failures), ``gave_up`` (True when ``max_attempts`` was reached),
+  ``retry_in`` (seconds until the next attempt: 0 for the next destination of a round, the
+  back-off wait after a failed round; -1 when no retry is scheduled: given up, dropped,
+  disabled).
 
 Statistics (attributes): ``attempts`` (connection attempts started), ``connections``
 (successful ones), ``failed_attempts`` (consecutive failures, reset on success),
@@ -932,6 +935,7 @@ class GConnex(GObj):
         self._failed_attempts += 1
         cap = self.config.max_attempts
         gave_up = cap > 0 and self._failed_attempts >= cap
+        retry_in = -1.0
         if gave_up:
             (self.logger or _LOG).error(
                 "%r: giving up after %d failed attempts (last: %s:%s: %s)",
@@ -944,7 +948,7 @@ class GConnex(GObj):
             self._want = False
             self._discard_queue()
         elif self._want and not self.disabled:
-            self._schedule_retry()
+            retry_in = self._schedule_retry()
         name = self.config.connect_failed_event_name
         if name:
             self.broadcast_event(
@@ -955,9 +959,11 @@ class GConnex(GObj):
                 reason=reason,
                 attempts=self._failed_attempts,
                 gave_up=gave_up,
+                retry_in=retry_in,
             )
 
-    def _schedule_retry(self) -> None:
+    def _schedule_retry(self) -> float:
+        """Arm the timer for the next attempt; return its delay."""
         self._round_attempts += 1
         if self._round_attempts < len(self.config.destinations):
             delay = 0.0  # the next destination of this round, next loop iteration
@@ -966,6 +972,7 @@ class GConnex(GObj):
             delay = self._backoff_delay()
         self._set_timer(delay)
         self._retry_pending = True
+        return delay
 
     def _backoff_delay(self) -> float:
         config = self.config

@@ -888,7 +888,9 @@ class GSock(GObj, asyncio.Protocol):
             if self._destroyed or self._state != "ST_WAIT_CONNECTED":
                 return
             reason = _reason_of(exc)
-            (self.logger or _LOG).info(
+            # DEBUG: the subscriber is told (EV_DISCONNECTED's reason) and logs what it
+            # wants, once; this line adds the exception for whoever debugs.
+            (self.logger or _LOG).debug(
                 "%r: connect to %s:%s failed: %s (%r)", self, host, port, reason, exc
             )
             self._guarded(self.send_event, self, "EV_CONNECT_FAILED", reason=reason)
