@@ -149,7 +149,7 @@ def test_client_compression(gaplic: GAplic, ws_server: Any) -> None:
     _, port = ws_server(echo_handler, compression="deflate")
     app, ws = client(gaplic, f"ws://127.0.0.1:{port}/", compression="deflate")
     drive(gaplic, lambda: "EV_ON_OPEN" in app.names())
-    headers = dict((k.lower(), v) for k, v in app.events[0][1]["headers"])
+    headers = {k.lower(): v for k, v in app.events[0][1]["headers"]}
     assert "permessage-deflate" in headers["sec-websocket-extensions"]
     app.send_event(ws, "EV_SEND_MESSAGE", data="a" * 100_000)
     drive(gaplic, lambda: app.messages())

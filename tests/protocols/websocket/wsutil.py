@@ -209,7 +209,7 @@ class RawWs:
 
     def read_head(self, timeout: float = 5.0) -> bytes:
         self.pump(lambda: b"\r\n\r\n" in self.buf or self.eof, timeout)
-        head, sep, rest = self.buf.partition(b"\r\n\r\n")
+        head, _sep, rest = self.buf.partition(b"\r\n\r\n")
         self.head, self.buf = head, rest
         return head
 

@@ -185,7 +185,7 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import SEND_EOF, Protocol, State
+from websockets.protocol import SEND_EOF, State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
@@ -218,7 +218,7 @@ _UTF8_DECODER: Final = codecs.getincrementaldecoder("utf-8")
 def _optional_seconds(value: Any) -> float | None:
     if value is None or value == "" or value == 0:
         return None
-    return positive_number(value)
+    return float(positive_number(value))
 
 
 def _origins(value: Any) -> list[str | None] | None:
@@ -349,7 +349,11 @@ def ac_disconnected(self: GWebSocket, event: Event) -> None:
         if self._opened and (rcvd is not None or sent is not None):
             close = rcvd if rcvd is not None else sent
             assert close is not None
-            code, reason, clean = int(close.code), close.reason, rcvd is not None and sent is not None
+            code, reason, clean = (
+                int(close.code),
+                close.reason,
+                rcvd is not None and sent is not None,
+            )
     self._proto = None
     self._sock_paused = False
     self._emit_close(code, reason, clean)
@@ -627,9 +631,7 @@ def _as_ws_request(request: Any) -> Request:
     raw_headers = _field(request, "headers")
     version = _field(request, "http_version") or "1.1"
     if not method or not path or raw_headers is None:
-        raise GObjError(
-            f"request must have method, target (or path) and headers, not {request!r}"
-        )
+        raise GObjError(f"request must have method, target (or path) and headers, not {request!r}")
     if isinstance(method, bytes):
         method = method.decode("latin-1")
     if isinstance(path, bytes):
@@ -769,9 +771,7 @@ class GWebSocket(GObj):
         gsock = config.gsock
         if not isinstance(gsock, GSock):
             raise GObjError(f"{self!r}: a server GWebSocket needs gsock=<a GSock>, not {gsock!r}")
-        extensions = (
-            [enable_server_permessage_deflate(None)[0]] if config.compression else None
-        )
+        extensions = [enable_server_permessage_deflate(None)[0]] if config.compression else None
         self._proto = _ServerProtocol(
             origins=config.origins,
             extensions=extensions,
@@ -838,9 +838,7 @@ class GWebSocket(GObj):
 
     def _start_client_handshake(self) -> None:
         config = self.config
-        extensions = (
-            [enable_client_permessage_deflate(None)[0]] if config.compression else None
-        )
+        extensions = [enable_client_permessage_deflate(None)[0]] if config.compression else None
         proto = self._proto = _ClientProtocol(
             self._uri(),
             origin=config.origin,
@@ -875,8 +873,9 @@ class GWebSocket(GObj):
         exc = proto.handshake_exc
         if isinstance(exc, InvalidHeader) and exc.name == "Sec-WebSocket-Version":
             # RFC 6455 §4.4: 426 naming the versions this server speaks.
-            response = proto.reject(426, "Failed to open a WebSocket connection: "
-                                    "only version 13 is supported.\n")
+            response = proto.reject(
+                426, "Failed to open a WebSocket connection: only version 13 is supported.\n"
+            )
             response.headers["Sec-WebSocket-Version"] = "13"
         if response.status_code == 101:
             for name, value in self.config.extra_headers:
@@ -931,7 +930,7 @@ class GWebSocket(GObj):
             if opcode is _TEXT or opcode is _BINARY or opcode is _CONT:
                 self._data_frame(frame)
             elif opcode is _PONG:
-                self._pong(frame.data)
+                self._pong(bytes(frame.data))
             elif opcode is _CLOSE:
                 self._reset_message()
         if self._proto is None or self._destroyed:
@@ -951,7 +950,7 @@ class GWebSocket(GObj):
             if frame.fin:
                 if self._frag_text:
                     try:
-                        text = data.decode()
+                        text = bytes(data).decode() if type(data) is memoryview else data.decode()
                     except UnicodeDecodeError as exc:
                         self._fail(1007, f"invalid UTF-8 at position {exc.start}")
                         return
@@ -978,9 +977,9 @@ class GWebSocket(GObj):
             self._frag_parts.append(data)
         if frame.fin:
             parts = self._frag_parts
-            text = self._frag_text
+            is_text = self._frag_text
             self._reset_message()
-            if text:
+            if is_text:
                 self._deliver("".join(parts), False)
             else:
                 self._deliver(b"".join(parts), True)
