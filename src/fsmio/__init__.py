@@ -45,6 +45,7 @@ from .core.registry import (
     set_global_main_gaplic,
 )
 from .gobjs import GConnex, GServerSock, GSock, GTimer, hexdump
+from .protocols.websocket import GWebSocket
 
 __all__ = [
     "EMPTY_FSM",
@@ -69,6 +70,7 @@ __all__ = [
     "GServerSock",
     "GSock",
     "GTimer",
+    "GWebSocket",
     "MachineError",
     "SMachine",
     "SendDepthError",
