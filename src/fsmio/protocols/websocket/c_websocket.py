@@ -331,7 +331,7 @@ def ac_rx_data(self: GWebSocket, event: Event) -> None:
     self._flush()
 
 
-def ac_rx_ignore(self: GWebSocket, event: Event) -> None:
+def ac_ignore(self: GWebSocket, event: Event) -> None:
     return None
 
 
@@ -426,10 +426,6 @@ def ac_close_handshaking(self: GWebSocket, event: Event) -> None:
     self._drop_sock()
 
 
-def ac_close_ignore(self: GWebSocket, event: Event) -> None:
-    return None
-
-
 def ac_drop(self: GWebSocket, event: Event) -> None:
     self._stop_after_close = False
     if self.config.iam_server or self._carrier is self._sock:
@@ -520,15 +516,15 @@ GWEBSOCKET_FSM: Final[dict[str, Any]] = {
             ("EV_SEND_MESSAGE", ac_send_message, None),
             ("EV_SEND_JSON_MESSAGE", ac_send_json, None),
             ("EV_SEND_PING", ac_send_ping, None),
-            ("EV_CLOSE", ac_close_ignore, None),
+            ("EV_CLOSE", ac_ignore, None),
             ("EV_DROP", ac_drop_closed, None),
-            ("EV_ACK_MESSAGE", ac_close_ignore, None),
+            ("EV_ACK_MESSAGE", ac_ignore, None),
             ("EV_CONNECT", ac_connect, None),
-            ("EV_TRANSMIT_READY", ac_rx_ignore, None),
+            ("EV_TRANSMIT_READY", ac_ignore, None),
             ("EV_CONNECTED", ac_connected, None),
-            ("EV_RX_DATA", ac_rx_ignore, None),
-            ("EV_DISCONNECTED", ac_rx_ignore, None),
-            ("EV_TIMEOUT", ac_rx_ignore, None),
+            ("EV_RX_DATA", ac_ignore, None),
+            ("EV_DISCONNECTED", ac_ignore, None),
+            ("EV_TIMEOUT", ac_ignore, None),
         ),
         "ST_WAITING_HANDSHAKE": (
             ("EV_SEND_MESSAGE", ac_send_message, None),
@@ -536,9 +532,9 @@ GWEBSOCKET_FSM: Final[dict[str, Any]] = {
             ("EV_SEND_PING", ac_send_ping, None),
             ("EV_CLOSE", ac_close_handshaking, None),
             ("EV_DROP", ac_drop, None),
-            ("EV_ACK_MESSAGE", ac_close_ignore, None),
-            ("EV_CONNECT", ac_close_ignore, None),
-            ("EV_TRANSMIT_READY", ac_rx_ignore, None),
+            ("EV_ACK_MESSAGE", ac_ignore, None),
+            ("EV_CONNECT", ac_ignore, None),
+            ("EV_TRANSMIT_READY", ac_ignore, None),
             ("EV_CONNECTED", ac_connected, None),
             ("EV_RX_DATA", ac_rx_handshake, None),
             ("EV_DISCONNECTED", ac_disconnected, "ST_CLOSED"),
@@ -551,9 +547,9 @@ GWEBSOCKET_FSM: Final[dict[str, Any]] = {
             ("EV_CLOSE", ac_close, None),
             ("EV_DROP", ac_drop, None),
             ("EV_ACK_MESSAGE", ac_ack, None),
-            ("EV_CONNECT", ac_close_ignore, None),
+            ("EV_CONNECT", ac_ignore, None),
             ("EV_TRANSMIT_READY", ac_transmit_ready, None),
-            ("EV_CONNECTED", ac_rx_ignore, None),
+            ("EV_CONNECTED", ac_ignore, None),
             ("EV_RX_DATA", ac_rx_data, None),
             ("EV_DISCONNECTED", ac_disconnected, "ST_CLOSED"),
             ("EV_TIMEOUT", ac_keepalive, None),
@@ -562,12 +558,12 @@ GWEBSOCKET_FSM: Final[dict[str, Any]] = {
             ("EV_SEND_MESSAGE", ac_send_message, None),
             ("EV_SEND_JSON_MESSAGE", ac_send_json, None),
             ("EV_SEND_PING", ac_send_ping, None),
-            ("EV_CLOSE", ac_close_ignore, None),
+            ("EV_CLOSE", ac_ignore, None),
             ("EV_DROP", ac_drop, None),
             ("EV_ACK_MESSAGE", ac_ack, None),
-            ("EV_CONNECT", ac_close_ignore, None),
-            ("EV_TRANSMIT_READY", ac_rx_ignore, None),
-            ("EV_CONNECTED", ac_rx_ignore, None),
+            ("EV_CONNECT", ac_ignore, None),
+            ("EV_TRANSMIT_READY", ac_ignore, None),
+            ("EV_CONNECTED", ac_ignore, None),
             ("EV_RX_DATA", ac_rx_data, None),
             ("EV_DISCONNECTED", ac_disconnected, "ST_CLOSED"),
             ("EV_TIMEOUT", ac_close_timeout, None),
@@ -1089,8 +1085,15 @@ class GWebSocket(GObj):
             self.send_event(timer, "EV_SET_TIMER", seconds=-1 if seconds is None else seconds)
 
     def _log_refused(self, what: str) -> None:
-        level = logging.DEBUG if self._refused_logged else logging.WARNING
+        # Sending after a close frame (a race every echo meets) or between a client's
+        # connections is routine: DEBUG.  Sending before EV_ON_OPEN is the application's
+        # mistake: WARNING, once per connection.
+        early = self._state == "ST_WAITING_HANDSHAKE" and not self._refused_logged
         self._refused_logged = True
         (self.logger or _LOG).log(
-            level, "%r: %s refused in %s: the WebSocket is not open", self, what, self._state
+            logging.WARNING if early else logging.DEBUG,
+            "%r: %s refused in %s: the WebSocket is not open",
+            self,
+            what,
+            self._state,
         )
