@@ -338,28 +338,29 @@ def ac_ignore(self: GWebSocket, event: Event) -> None:
 def ac_disconnected(self: GWebSocket, event: Event) -> None:
     self._set_timer(-1)
     proto = self._proto
-    code, reason, clean = 1006, self._handshake_error or str(event.kw.get("reason") or ""), False
-    if proto is not None:
-        proto.receive_eof()
-        proto.data_to_send()
-        # The connection is gone: what the pause held back is delivered now.
-        self._unacked = 0
-        self._process(drain=True)
-        rcvd, sent = proto.close_rcvd, proto.close_sent
-        if self._opened and (rcvd is not None or sent is not None):
-            close = rcvd if rcvd is not None else sent
-            assert close is not None
-            code, reason, clean = (
-                int(close.code),
-                close.reason,
-                rcvd is not None and sent is not None,
-            )
     self._proto = None
     self._sock_paused = False
-    self._emit_close(code, reason, clean)
-    if self._stop_after_close:
-        self._stop_after_close = False
-        self._drop_carrier()
+    code, reason, clean = 1006, self._handshake_error or str(event.kw.get("reason") or ""), False
+    try:
+        if proto is not None:
+            proto.receive_eof()
+            proto.data_to_send()
+            rcvd, sent = proto.close_rcvd, proto.close_sent
+            if self._opened and (rcvd is not None or sent is not None):
+                close = rcvd if rcvd is not None else sent
+                assert close is not None
+                code, reason = int(close.code), close.reason
+                clean = rcvd is not None and sent is not None
+            # The connection is gone: what the pause held back is delivered now.
+            self._proto = proto
+            self._process(drain=True)
+    finally:
+        self._proto = None
+        # Even if the subscriber's action raised while taking those messages.
+        self._emit_close(code, reason, clean)
+        if self._stop_after_close:
+            self._stop_after_close = False
+            self._drop_carrier()
 
 
 def ac_send_message(self: GWebSocket, event: Event) -> int:
@@ -910,12 +911,13 @@ class GWebSocket(GObj):
         self._decoder = None
 
     def _process(self, drain: bool = False) -> None:
-        """Turn the frames received into messages, pauses and closes."""
+        """Turn the frames received into messages, pauses and closes (``drain``: the
+        connection is gone: deliver everything held, whatever the acknowledgements)."""
         frames = self._frames
-        ack = self.config.ack_messages
+        hold = self.config.ack_messages and not drain
         max_queue = self.config.max_queue
         while frames:
-            if ack and not drain and self._unacked >= max_queue:
+            if hold and self._unacked >= max_queue:
                 break
             frame = frames.popleft()
             if self._destroyed or self._proto is None:
@@ -929,11 +931,11 @@ class GWebSocket(GObj):
                 self._pong(bytes(frame.data))
             elif opcode is _CLOSE:
                 self._reset_message()
-        if self._proto is None or self._destroyed:
+        if drain or self._proto is None or self._destroyed:
             return
         if self._state == "ST_OPEN" and self._proto.state is not State.OPEN:
             self._closing()
-        if ack and not drain:
+        if hold:
             self._pause_reading(bool(frames) or self._unacked >= max_queue)
 
     def _data_frame(self, frame: Frame) -> None:
@@ -999,6 +1001,8 @@ class GWebSocket(GObj):
         assert proto is not None
         self._frames.clear()
         self._reset_message()
+        if proto.state is State.CLOSED:
+            return  # the connection is gone (held frames being delivered): just stop
         proto.fail(code, reason)
         self._closing()
 
