@@ -276,6 +276,19 @@ def test_protocol_errors_close_with_1002(gaplic: GAplic, frame: bytes) -> None:
     raw.close()
 
 
+def test_messages_before_a_bad_frame_are_answered_before_the_close(gaplic: GAplic) -> None:
+    app, port = serve(gaplic)
+    raw = _open_raw(gaplic, port)
+    # One write: a good message, a bad frame (reserved bit), then a ping never read.
+    raw.send(client_frame(TEXT, b"good") + client_frame(TEXT, b"bad", rsv=2) + client_frame(9, b""))
+    assert raw.frame() == (TEXT, True, b"good")
+    assert raw.close_frame()[0] == 1002
+    raw.wait_eof()
+    drive(gaplic, lambda: app.closes())
+    assert app.messages() == ["good"]
+    raw.close()
+
+
 def test_invalid_utf8_fails_fast_across_fragments(gaplic: GAplic) -> None:
     app, port = serve(gaplic)
     raw = _open_raw(gaplic, port)

@@ -185,7 +185,7 @@ from websockets.extensions.permessage_deflate import (
 )
 from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import SEND_EOF, State
+from websockets.protocol import SEND_EOF, Protocol, State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
@@ -325,9 +325,15 @@ def ac_rx_data(self: GWebSocket, event: Event) -> None:
     proto = self._proto
     if proto is None:
         return
-    proto.receive_data(event.kw["data"])
+    proto.hold_failures = True
+    try:
+        proto.receive_data(event.kw["data"])
+    finally:
+        proto.hold_failures = False
     self._frames.extend(proto.events_received())
     self._process()
+    if proto.held_failure is not None and self._proto is proto and proto.fail_held():
+        self._closing()
     self._flush()
 
 
@@ -587,7 +593,41 @@ class _QuietLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 _WS_LOG: Final = _QuietLogger(logging.getLogger("fsmio.websocket"), {})
 
 
-class _ServerProtocol(ServerProtocol):
+class _Paced(Protocol):
+    """What fsmio changes in websockets' protocol (both roles).
+
+    * A close frame in the middle of a fragmented message ends the connection normally
+      (RFC 6455 §5.4 lets control frames interleave; Autobahn 7.1.5), not with 1002.
+    * A failure found while parsing (a bad frame after good ones in the same read) is
+      held until the frames before it have been delivered — and answered: an echo of
+      them goes out before the close frame, as the peer sent them before the bad frame.
+      ``GWebSocket`` applies it right after (``fail_held``).
+    """
+
+    hold_failures = False
+    held_failure: tuple[int, str] | None = None
+
+    def fail(self, code: int, reason: str = "") -> None:
+        if self.hold_failures and self.held_failure is None:
+            self.held_failure = (code, reason)
+            return
+        super().fail(code, reason)
+
+    def fail_held(self) -> bool:
+        held = self.held_failure
+        if held is None:
+            return False
+        self.held_failure = None
+        super().fail(*held)
+        return True
+
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is _CLOSE:
+            self.current_size = None
+        super().recv_frame(frame)
+
+
+class _ServerProtocol(_Paced, ServerProtocol):
     def select_subprotocol(self, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
         # The first of ours the client offers; none in common (or none offered) is a
         # connection without a subprotocol (RFC 6455 §4.2.2), not websockets' 400.
@@ -596,19 +636,9 @@ class _ServerProtocol(ServerProtocol):
                 return subprotocol
         return None
 
-    def recv_frame(self, frame: Frame) -> None:
-        if frame.opcode is _CLOSE:
-            # A close in the middle of a fragmented message ends the connection normally
-            # (RFC 6455 §5.4 lets control frames interleave; Autobahn 7.1.5).
-            self.current_size = None
-        super().recv_frame(frame)
 
-
-class _ClientProtocol(ClientProtocol):
-    def recv_frame(self, frame: Frame) -> None:
-        if frame.opcode is _CLOSE:
-            self.current_size = None
-        super().recv_frame(frame)
+class _ClientProtocol(_Paced, ClientProtocol):
+    pass
 
 
 def _field(request: Any, *names: str) -> Any:
@@ -674,7 +704,7 @@ class GWebSocket(GObj):
 
     def __init__(self) -> None:
         GObj.__init__(self, GWEBSOCKET_FSM, GWEBSOCKET_GCONFIG)
-        self._proto: ServerProtocol | ClientProtocol | None = None
+        self._proto: _ServerProtocol | _ClientProtocol | None = None
         self._sock: GSock | None = None  # the GSock of the current connection
         self._carrier: GObj | None = None  # what we subscribe to: the GSock or a GConnex
         self._timer: GTimer | None = None
@@ -1001,6 +1031,7 @@ class GWebSocket(GObj):
         assert proto is not None
         self._frames.clear()
         self._reset_message()
+        proto.held_failure = None  # this failure comes first
         if proto.state is State.CLOSED:
             return  # the connection is gone (held frames being delivered): just stop
         proto.fail(code, reason)
