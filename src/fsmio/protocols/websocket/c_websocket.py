@@ -302,7 +302,11 @@ def ac_rx_handshake(self: GWebSocket, event: Event) -> None:
     proto = self._proto
     if proto is None:
         return
-    proto.receive_data(event.kw["data"])
+    proto.hold_failures = True
+    try:
+        proto.receive_data(event.kw["data"])
+    finally:
+        proto.hold_failures = False
     events = proto.events_received()
     if self.config.iam_server:
         for ev in events:
@@ -318,6 +322,10 @@ def ac_rx_handshake(self: GWebSocket, event: Event) -> None:
         # Frames that came in the same read as the handshake.
         self._frames.extend(e for e in events if isinstance(e, Frame))
         self._process()
+    if proto.held_failure is not None and self._proto is proto:
+        proto.fail_held()
+        if self._state == "ST_OPEN":
+            self._closing()
     self._flush()
 
 
