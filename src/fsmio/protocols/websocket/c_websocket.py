@@ -339,7 +339,12 @@ def ac_rx_data(self: GWebSocket, event: Event) -> None:
     finally:
         proto.hold_failures = False
     self._frames.extend(proto.events_received())
-    self._process()
+    # What the subscriber sends while taking these messages goes out in one write.
+    self._batching = True
+    try:
+        self._process()
+    finally:
+        self._batching = False
     if proto.held_failure is not None and self._proto is proto and proto.fail_held():
         self._closing()
     self._flush()
@@ -392,7 +397,7 @@ def ac_send_message(self: GWebSocket, event: Event) -> int:
             f"{self!r}: EV_SEND_MESSAGE data must be str (text) or bytes (binary), "
             f"not {type(data).__name__}"
         )
-    return self._flush()
+    return self._sent()
 
 
 def ac_send_json(self: GWebSocket, event: Event) -> int:
@@ -401,7 +406,7 @@ def ac_send_json(self: GWebSocket, event: Event) -> int:
         self._log_refused(event.event_name)
         return -1
     proto.send_text(json.dumps(event.kw.get("msg"), separators=(",", ":")).encode())
-    return self._flush()
+    return self._sent()
 
 
 def ac_send_ping(self: GWebSocket, event: Event) -> int:
@@ -415,7 +420,7 @@ def ac_send_ping(self: GWebSocket, event: Event) -> int:
         self._log_refused(event.event_name)
         return -1
     proto.send_ping(data)
-    return self._flush()
+    return self._sent()
 
 
 def ac_close(self: GWebSocket, event: Event) -> None:
@@ -691,6 +696,7 @@ class GWebSocket(GObj):
     """A WebSocket connection, server or client (see the module documentation)."""
 
     __slots__ = (
+        "_batching",
         "_carrier",
         "_closed_emitted",
         "_decoder",
@@ -717,6 +723,7 @@ class GWebSocket(GObj):
         self._carrier: GObj | None = None  # what we subscribe to: the GSock or a GConnex
         self._timer: GTimer | None = None
         self._frames: deque[Any] = deque()
+        self._batching = False
         self._frag_parts: list[Any] = []
         self._frag_text = False
         self._frag_count = 0
@@ -1057,6 +1064,14 @@ class GWebSocket(GObj):
     # ------------------------------------------------------------------------------------
     #   Sending and closing
     # ------------------------------------------------------------------------------------
+    def _sent(self) -> int:
+        """After a send: flush now, or, while received messages are being delivered, when
+        they all are (one write for all the answers of one read); the bytes queued."""
+        if self._batching:
+            writes = self._proto.writes if self._proto is not None else None
+            return len(writes[-1]) if writes else 0
+        return self._flush()
+
     def _flush(self) -> int:
         """Send what the protocol has to send; close TCP when it says so."""
         proto = self._proto
