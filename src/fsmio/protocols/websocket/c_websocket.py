@@ -959,8 +959,10 @@ class GWebSocket(GObj):
         """Turn the frames received into messages, pauses and closes (``drain``: the
         connection is gone: deliver everything held, whatever the acknowledgements)."""
         frames = self._frames
-        hold = self.config.ack_messages and not drain
+        ack = self.config.ack_messages
+        hold = ack and not drain
         max_queue = self.config.max_queue
+        broadcast = self.broadcast_event
         while frames:
             if hold and self._unacked >= max_queue:
                 break
@@ -970,7 +972,20 @@ class GWebSocket(GObj):
             if type(frame) is not Frame:
                 continue
             opcode = frame.opcode
-            if opcode is _TEXT or opcode is _BINARY or opcode is _CONT:
+            if frame.fin and (opcode is _TEXT or opcode is _BINARY):
+                # The common case, inline: a whole message in one frame.
+                if opcode is _TEXT:
+                    try:
+                        data: str | bytes = bytes(frame.data).decode()
+                    except UnicodeDecodeError as exc:
+                        self._fail(1007, f"invalid UTF-8 at position {exc.start}")
+                        continue
+                else:
+                    data = bytes(frame.data)
+                if ack:
+                    self._unacked += 1
+                broadcast("EV_ON_MESSAGE", ws=self, data=data, binary=opcode is _BINARY)
+            elif opcode is _TEXT or opcode is _BINARY or opcode is _CONT:
                 self._data_frame(frame)
             elif opcode is _PONG:
                 self._pong(bytes(frame.data))
@@ -989,18 +1004,8 @@ class GWebSocket(GObj):
         opcode = frame.opcode
         data = frame.data
         if opcode is not _CONT:
+            # The first frame of a fragmented message (whole ones are taken by _process).
             self._frag_text = opcode is _TEXT
-            if frame.fin:
-                if self._frag_text:
-                    try:
-                        text = bytes(data).decode() if type(data) is memoryview else data.decode()
-                    except UnicodeDecodeError as exc:
-                        self._fail(1007, f"invalid UTF-8 at position {exc.start}")
-                        return
-                    self._deliver(text, False)
-                else:
-                    self._deliver(bytes(data), True)
-                return
             self._frag_count = 1
             if self._frag_text:
                 self._decoder = _UTF8_DECODER()
