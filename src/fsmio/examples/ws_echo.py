@@ -1,7 +1,8 @@
 """A WebSocket echo server: a GServerSock with one GWebSocket per connection.
 
     python -m fsmio.examples.ws_echo --host 127.0.0.1 --port 0 \\
-        [--max-message-size N] [--compression deflate] [--max-seconds S]
+        [--max-message-size N] [--max-fragments N] [--compression deflate]
+        [--max-seconds S]
 
 Every accepted connection is taken over by a ``GWebSocket`` (server role, the handshake
 read from the connection's own bytes, any path); every message it delivers is sent back
@@ -36,6 +37,7 @@ WS_ECHO_GCONFIG: dict[str, Any] = {
     "host": [str, "127.0.0.1", 0, None, "Address to listen on."],
     "port": [int, 0, 0, None, "Port (0: a free one)."],
     "max_message_size": [int, 1048576, 0, None, "GWebSocket max_message_size."],
+    "max_fragments": [int, 65536, 0, None, "GWebSocket max_fragments."],
     "compression": [str, None, 0, None, "GWebSocket compression (None or 'deflate')."],
     "max_seconds": [float, -1, 0, None, "Stop after this many seconds; <= 0: run until told."],
 }
@@ -52,6 +54,7 @@ def ac_connected(self: WsEcho, event: Event) -> None:
         self,
         gsock=event.kw["gsock"],
         max_message_size=self.config.max_message_size,
+        max_fragments=self.config.max_fragments,
         compression=self.config.compression,
     )
 
@@ -141,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-message-size", type=int, default=1048576, help="largest message (0: none)"
     )
+    parser.add_argument(
+        "--max-fragments", type=int, default=65536, help="most frames in one message"
+    )
     parser.add_argument("--compression", choices=["deflate"], help="permessage-deflate")
     parser.add_argument("--max-seconds", type=float, default=-1, help="stop after S seconds")
     parser.add_argument("--log-level", default="WARNING", help="logging level (stderr)")
@@ -159,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 host=args.host,
                 port=args.port,
                 max_message_size=args.max_message_size,
+                max_fragments=args.max_fragments,
                 compression=args.compression,
                 max_seconds=args.max_seconds,
             )
