@@ -147,8 +147,9 @@ def test_client_over_a_given_gsock(gaplic: GAplic, ws_server: Any) -> None:
 
 def test_client_compression(gaplic: GAplic, ws_server: Any) -> None:
     _, port = ws_server(echo_handler, compression="deflate")
-    app, ws = client(gaplic, f"ws://127.0.0.1:{port}/", compression="deflate")
+    app, ws = client(gaplic, f"ws://127.0.0.1:{port}/", compression="deflate", outbuf_overflow=8192)
     drive(gaplic, lambda: "EV_ON_OPEN" in app.names())
+    assert ws.gsock is not None and ws.gsock.config.outbuf_overflow == 8192
     headers = {k.lower(): v for k, v in app.events[0][1]["headers"]}
     assert "permessage-deflate" in headers["sec-websocket-extensions"]
     app.send_event(ws, "EV_SEND_MESSAGE", data="a" * 100_000)

@@ -520,6 +520,21 @@ def test_transmit_ready_passes_through(gaplic: GAplic) -> None:
     raw.close()
 
 
+def test_a_peer_that_never_reads_is_dropped_past_outbuf_max(gaplic: GAplic) -> None:
+    limits = {"outbuf_max": 2 * 1048576, "outbuf_high_water": 1048576}
+    app, port = serve(gaplic, echo=False, server_kw=limits)
+    raw = _open_raw(gaplic, port)
+    drive(gaplic, lambda: "EV_ON_OPEN" in app.names())
+    ws = app.websockets[0]
+    chunk = b"y" * 65536
+    for _ in range(200):  # 12.5 MiB to a peer that reads nothing
+        if app.send_event(ws, "EV_SEND_MESSAGE", data=chunk) < 0:
+            break
+    drive(gaplic, lambda: app.closes())
+    assert app.closes() == [{"code": 1006, "reason": "tx_overflow", "clean": False}]
+    raw.close()
+
+
 def test_destroying_the_websocket_drops_the_connection(gaplic: GAplic) -> None:
     app, port = serve(gaplic)
     raw = _open_raw(gaplic, port)

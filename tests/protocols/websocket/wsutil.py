@@ -93,13 +93,20 @@ class WsAppNoPong(WsApp):
 
 
 def serve(
-    gaplic: GAplic, app_class: type[WsApp] = WsApp, echo: bool = True, **ws_kw: Any
+    gaplic: GAplic,
+    app_class: type[WsApp] = WsApp,
+    echo: bool = True,
+    server_kw: dict[str, Any] | None = None,
+    **ws_kw: Any,
 ) -> tuple[WsApp, int]:
-    """A WsApp making a GWebSocket (with ``ws_kw``) per connection on 127.0.0.1:<port>."""
+    """A WsApp making a GWebSocket (with ``ws_kw``) per connection on 127.0.0.1:<port>
+    (a GServerSock with ``server_kw``)."""
     app: WsApp = gaplic.create_gobj(None, app_class, gaplic)
     app.ws_kw = ws_kw
     app.echo = echo
-    server = gaplic.create_gobj(None, GServerSock, app, host="127.0.0.1", port=0)
+    server = gaplic.create_gobj(
+        None, GServerSock, app, host="127.0.0.1", port=0, **(server_kw or {})
+    )
     return app, int(server.config.port)
 
 

@@ -65,9 +65,11 @@ compression        str    None         None: no compression (less memory).  'def
                                        permessage-deflate (negotiated if the peer offers
                                        it); the decompressed size counts toward
                                        ``max_message_size``.
-outbuf_overflow    None   None         ginsfsm's name: written into the GSock's
-                                       ``outbuf_overflow`` (output kept in memory before
-                                       spilling to a file); None leaves the GSock's.
+outbuf_overflow    None   None         ginsfsm's name: the GSock's ``outbuf_overflow``
+                                       (output kept in memory before spilling to a file)
+                                       for the connections it makes from now on (a
+                                       client's; a server's GSock is already connected:
+                                       set it on the GServerSock); None: the GSock's.
 =================  =====  ===========  ======================================================
 
 Input events (top):
@@ -846,6 +848,8 @@ class GWebSocket(GObj):
             if uri.secure and not ssl_options:
                 ssl_options = {"server_hostname": uri.host}
             kw: dict[str, Any] = {"timeout_waiting_connected": config.open_timeout}
+            if config.outbuf_overflow is not None:
+                kw["gsock_kw"] = {"outbuf_overflow": config.outbuf_overflow}
             kw.update(config.connex_kw)
             carrier = self.create_gobj(
                 "connex",
