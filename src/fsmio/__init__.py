@@ -8,7 +8,16 @@ uvloop) event loop.  Every public name is importable from here::
 """
 
 from ._version import __version__
-from .aplic import Callback, GAplic, GAplicThreadWorker, TimerHandle, setup_gaplic_thread
+from .aplic import (
+    Callback,
+    GAplic,
+    GAplicThreadWorker,
+    TimerHandle,
+    gaplic_factory,
+    get_gaplic_by_thread_ident,
+    setup_gaplic_process,
+    setup_gaplic_thread,
+)
 from .core import (
     EMPTY_FSM,
     FLAG_DIRECT_ATTR,
@@ -44,7 +53,9 @@ from .core.registry import (
     set_global_app,
     set_global_main_gaplic,
 )
-from .gobjs import GConnex, GServerSock, GSock, GTimer, hexdump
+from .core.smachine import filter_event_attrs
+from .core.utils import bytes_, get_host_port_from_urls, get_path_from_url, random_key, text_
+from .gobjs import GConnex, GServerSock, GSock, GSSLSock, GStdin, GTimer, close_all_sockets, hexdump
 from .protocols.websocket import GWebSocket
 
 __all__ = [
@@ -67,8 +78,10 @@ __all__ = [
     "GConnex",
     "GObj",
     "GObjError",
+    "GSSLSock",
     "GServerSock",
     "GSock",
+    "GStdin",
     "GTimer",
     "GWebSocket",
     "MachineError",
@@ -80,15 +93,25 @@ __all__ = [
     "__version__",
     "add_gconfig",
     "asbool",
+    "bytes_",
+    "close_all_sockets",
+    "filter_event_attrs",
+    "gaplic_factory",
+    "get_gaplic_by_thread_ident",
     "get_global_app",
     "get_global_main_gaplic",
+    "get_host_port_from_urls",
+    "get_path_from_url",
     "global_get_gaplic",
     "global_get_gobj",
     "hexdump",
     "inside",
     "lineage",
     "list_globals",
+    "random_key",
     "set_global_app",
     "set_global_main_gaplic",
+    "setup_gaplic_process",
     "setup_gaplic_thread",
+    "text_",
 ]

@@ -324,6 +324,33 @@ def test_app_values(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFi
     assert one(str, "apple") == "apple"
 
 
+def test_app_defaults_are_resolved_per_object(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # ginsfsm wrote the defaults through the normal path: an 'app:<name>' default is the
+    # application registered when the object is made (None, logged, if there is none).
+    monkeypatch.setattr(registry, "_apps", {})
+    template = {
+        "app": [None, "app:later", 0, None, ""],
+        "direct_app": [str, "app:later", FLAG_DIRECT_ATTR, None, ""],
+        "n": [int, 1, 0, None, ""],
+    }
+    with caplog.at_level(logging.ERROR, logger="fsmio"):
+        early = GConfig(template)
+    assert early.read_parameter("app") is None and early.read_parameter("direct_app") is None
+    assert "no application registered as 'later'" in caplog.text
+    first, second = object(), object()
+    registry.set_global_app("later", first)
+    made = GConfig(template)
+    assert made.read_parameter("app") is first and made.read_parameter("direct_app") is first
+    registry.set_global_app("later", second)
+    assert made.read_parameter("app") is first  # resolved once, when made
+    made.reset_parameter("app")
+    made.reset_all_parameters()
+    assert made.read_parameter("app") is second and made.read_parameter("direct_app") is second
+    assert early.read_parameter("n") == 1
+
+
 # --------------------------------------------------------------------------------------
 #   Direct attributes and the callable-protection rule
 # --------------------------------------------------------------------------------------
@@ -490,11 +517,18 @@ def test_mutable_defaults_not_shared() -> None:
 
 
 def test_defaults_are_not_per_instance_entries() -> None:
-    # Idle objects carry only what was written (plus their own copies of mutable defaults).
+    # Idle objects carry only what was written (and their own copies of the mutable
+    # defaults they have read: made at the first read).
     cfg = make(TEMPLATE)
-    assert set(vars(cfg.config)) == {"tags", "opts"}
     cfg.write_parameters(port=1)
-    assert set(vars(cfg.config)) == {"tags", "opts", "port"}
+    assert set(vars(cfg.config)) == {"port"}
+    other = make(TEMPLATE)
+    tags = other.config.tags
+    assert tags == ["a"] and tags is not TEMPLATE["tags"][1]
+    assert other.config.tags is tags  # the copy is kept: a change to it stays
+    assert set(vars(other.config)) == {"tags"}
+    other.reset_parameter("tags")
+    assert "tags" not in vars(other.config) and other.config.tags == ["a"]
 
 
 # --------------------------------------------------------------------------------------

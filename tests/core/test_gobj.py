@@ -126,7 +126,6 @@ def test_create_gobj_order_of_steps(gaplic: GAplic) -> None:
     [
         (None, None, "gclass is None"),
         (int, None, "is not a GObj subclass"),
-        (ac_echo, None, "is not a GObj subclass"),
         (Event, None, "is not a GObj subclass"),
         (Echo, "root", "parent 'root' is not a GObj"),
         (Echo, object(), "is not a GObj"),
@@ -137,6 +136,13 @@ def test_create_gobj_errors(gclass: Any, parent: Any, message: str) -> None:
     with pytest.raises(GObjError, match=message):
         build_gobj("x", gclass, parent, {}, None)
     assert JOURNAL == []
+
+
+@pytest.mark.parametrize("gclass", [ac_echo, "Echo", Echo()])
+def test_create_gobj_with_a_gclass_that_is_not_a_class(gclass: Any) -> None:
+    # As ginsfsm (its issubclass() raised TypeError), with a message saying what is expected.
+    with pytest.raises(TypeError, match="gclass must be a GObj subclass"):
+        build_gobj("x", gclass, None, {}, None)
 
 
 def test_create_gobj_under_a_destroyed_parent() -> None:

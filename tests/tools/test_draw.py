@@ -17,6 +17,7 @@ from fsmio.examples.timer_demo import Counter, Ticker
 from fsmio.gobjs.c_connex import GConnex
 from fsmio.gobjs.c_sock import GSock
 from fsmio.gobjs.c_srv_sock import GServerSock
+from fsmio.gobjs.c_stdin import GStdin
 from fsmio.gobjs.c_timer import GTimer
 from fsmio.tools import ToolError
 from fsmio.tools.cli import main
@@ -35,7 +36,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 HAVE_DOT = shutil.which("dot") is not None
 NEEDS_DOT = pytest.mark.skipif(not HAVE_DOT, reason="Graphviz `dot` is not installed")
 DIAGRAMS = ROOT / "docs" / "diagrams"
-DOCUMENTED = [GTimer, GSock, GServerSock, GConnex]
+DOCUMENTED = [GTimer, GSock, GServerSock, GConnex, GStdin]
 
 
 def ids(gclasses: list[type[GObj]]) -> list[str]:

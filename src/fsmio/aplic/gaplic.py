@@ -77,6 +77,9 @@ __all__ = [
     "GAplic",
     "GAplicThreadWorker",
     "TimerHandle",
+    "gaplic_factory",
+    "get_gaplic_by_thread_ident",
+    "setup_gaplic_process",
     "setup_gaplic_thread",
 ]
 
@@ -175,6 +178,9 @@ class GAplic(GObj):
             tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
         ] = collections.deque()
         self._unique_named_gobjs: dict[str, GObj] = {}
+        #: The live sockets of this GAplic, {fd: gobj} (ginsfsm's name; filled by GSock
+        #: and GServerSock): what ``close_all_sockets(gaplic._socket_map)`` closes.
+        self._socket_map: dict[int, GObj] = {}
         self._roots: dict[GObj, None] = {}
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._timer_seq = itertools.count()
@@ -764,3 +770,96 @@ class GAplicThreadWorker(threading.Thread):
 def setup_gaplic_thread(gaplic: GAplic) -> GAplicThreadWorker:
     """A (not yet started) thread worker for ``gaplic``; call ``.start()`` on it."""
     return GAplicThreadWorker(gaplic)
+
+
+def setup_gaplic_process(gaplic: GAplic) -> Any:
+    """ginsfsm ran a GAplic in a forked subprocess; fsmio does not (yet): an error.
+
+    A GAplic cannot run in a forked child of the process that made it (its loop and
+    sockets are the parent's).  Run it in a thread (``setup_gaplic_thread``), or start
+    another program (``fsmio run``) in its own process; events between processes will go
+    over NATS.
+    """
+    raise NotImplementedError(
+        f"setup_gaplic_process({gaplic.name!r}): GAplics in subprocesses are not available "
+        "in fsmio yet; use setup_gaplic_thread(), or run another program with `fsmio run`"
+    )
+
+
+def get_gaplic_by_thread_ident(thread_ident: int | None = None) -> GAplic | None:
+    """The GAplic running in the thread ``thread_ident`` (None: the calling thread), or
+    None.  Only a GAplic with a name, running (or driven by ``_loop()``) is found.
+
+    ginsfsm's read an attribute that did not exist (``thread_ident``) and raised when no
+    main GAplic was set; this one works for any named GAplic.
+    """
+    if thread_ident is None:
+        thread_ident = threading.get_ident()
+    for gaplic in registry.live_gaplics():
+        if gaplic._loop_thread == thread_ident:
+            return gaplic  # type: ignore[no-any-return]
+    return None
+
+
+async def _join_workers(workers: list[GAplicThreadWorker]) -> None:
+    for _ in range(10_000_000):  # bounded by the GAplic's shutdown_grace anyway
+        if not any(worker.is_alive() for worker in workers):
+            return
+        await asyncio.sleep(0.01)
+
+
+def gaplic_factory(loader: Any, global_conf: dict[str, Any], **local_conf: Any) -> GAplic:
+    """PasteDeploy composite factory (ginsfsm's): the GAplics and WSGI apps of an ini file.
+
+    ``[composite:main]`` with ``use = call:fsmio:gaplic_factory`` (or the ginsfsm path
+    ``call:fsmio.aplic.gaplic:gaplic_factory``) and these keys, each naming sections:
+
+    * ``main`` — a section whose factory returns the main GAplic (returned; registered
+      with ``set_global_main_gaplic``);
+    * ``threads`` — sections returning GAplics run in threads (started now; stopped and
+      joined within the main GAplic's ``shutdown_grace`` when it stops);
+    * ``wsgi`` — sections returning WSGI applications, registered with
+      ``set_global_app(section, app)`` so that a parameter ``'app:<section>'`` finds them;
+    * ``subprocesses`` — not available in fsmio (an error, as ``setup_gaplic_process``).
+
+    ``fsmio run app.ini`` loads such files.
+    """
+    main = str(local_conf.get("main") or "").strip()
+    if not main:
+        raise ValueError("gaplic_factory: the composite needs 'main = <section>'")
+    wsgis = str(local_conf.get("wsgi", "")).split()
+    threads = str(local_conf.get("threads", "")).split()
+    subprocesses = str(local_conf.get("subprocesses", "")).split()
+    if subprocesses:
+        raise NotImplementedError(
+            f"gaplic_factory: subprocesses = {' '.join(subprocesses)}: GAplics in "
+            "subprocesses are not available in fsmio yet; use threads = ..., or run "
+            "each one with its own `fsmio run`"
+        )
+    main_gaplic = loader.get_app(main, global_conf=global_conf)
+    if not isinstance(main_gaplic, GAplic):
+        raise TypeError(
+            f"gaplic_factory: section {main!r} must return a GAplic, not {main_gaplic!r}"
+        )
+    registry.set_global_main_gaplic(main_gaplic)
+    for name in wsgis:
+        registry.set_global_app(name, loader.get_app(name, global_conf=global_conf))
+    workers: list[GAplicThreadWorker] = []
+    for name in threads:
+        gaplic = loader.get_app(name, global_conf=global_conf)
+        if not isinstance(gaplic, GAplic):
+            raise TypeError(
+                f"gaplic_factory: section {name!r} must return a GAplic, not {gaplic!r}"
+            )
+        workers.append(setup_gaplic_thread(gaplic))
+    if workers:
+
+        def stop_threads() -> Awaitable[None]:
+            for worker in workers:
+                worker.gaplic.stop()
+            return _join_workers(workers)
+
+        main_gaplic.add_shutdown_callback(stop_threads)
+        for worker in workers:
+            worker.start()
+    return main_gaplic

@@ -18,8 +18,11 @@ A template (or a list of templates, later ones overriding earlier ones) is compi
 and cached: the defaults are converted and validated then, and become the *class*
 attributes of a small namespace class made for that template.  ``gobj.config`` is an
 instance of it whose ``__dict__`` holds only what was written — so ten thousand idle
-connections do not each carry a copy of every default.  Mutable defaults (lists, dicts)
-are copied into each instance so that no two gobjs share one.
+connections do not each carry a copy of every default.  A mutable default (a list, a
+dict) of ``config`` is copied into the instance the first time it is read, so that no two
+gobjs share one and a gobj that never reads it carries none (direct ones are copied at
+creation).  A default ``'app:<name>'`` is resolved for each object when it is made, as
+ginsfsm did when it wrote the defaults.
 
 Writes are all-or-nothing: ``write_parameters`` converts every value first and stores
 nothing if any is unknown or invalid; the ``GConfigValidateError`` names the gclass, the
@@ -45,6 +48,7 @@ path; so does every value of a parameter with a validator.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 import json
@@ -162,7 +166,9 @@ class ParamSpec:
         return "None" if self.type is None else self.type.__name__
 
     def new_default(self) -> Any:
-        """The default, copied when it is mutable."""
+        """The default, copied when it is mutable; an ``'app:<name>'`` default resolved."""
+        if _app_default(self.default):
+            return registry.get_global_app(self.default[4:])
         return copy.copy(self.default) if isinstance(self.default, _MUTABLE) else self.default
 
 
@@ -178,6 +184,32 @@ class ConfigNamespace:
     def __repr__(self) -> str:
         values = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._specs)
         return f"config({values})"
+
+
+class _CopiedOnRead:
+    """The class-level default of a ``config`` parameter whose default is mutable (a
+    list, a dict...): the first read of it on an object stores that object's own copy
+    (in the instance, where later reads find it first: a non-data descriptor), so no two
+    objects share one, and an object that never reads it carries none."""
+
+    __slots__ = ("copier", "default", "name")
+
+    def __init__(self, name: str, default: Any, copier: Callable[[Any], Any]) -> None:
+        self.name = name
+        self.default = default
+        self.copier = copier
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self.default
+        value = self.copier(self.default)
+        setattr(obj, self.name, value)
+        return value
+
+
+def _app_default(value: Any) -> bool:
+    """Whether a default is an ``'app:<name>'`` reference (resolved per object)."""
+    return isinstance(value, str) and value.startswith("app:")
 
 
 class CompiledGConfig:
@@ -196,9 +228,14 @@ class CompiledGConfig:
             for spec in params.values()
             if not spec.direct and isinstance(spec.default, _MUTABLE)
         )
-        defaults: dict[str, Any] = {
-            name: spec.default for name, spec in params.items() if not spec.direct
-        }
+        defaults: dict[str, Any] = {}
+        for name, spec in params.items():
+            if spec.direct:
+                continue
+            copier = _copier(spec.default)
+            defaults[name] = (
+                spec.default if copier is None else _CopiedOnRead(name, spec.default, copier)
+            )
         defaults["_specs"] = params
         self.namespace_cls: type[ConfigNamespace] = type(
             "ConfigNamespace", (ConfigNamespace,), defaults
@@ -220,6 +257,12 @@ def _copier(value: Any) -> Callable[[Any], Any] | None:
     return type(value).copy if type(value) in _MUTABLE else copy.copy
 
 
+def _APP_DEFAULT(value: str) -> Any:
+    """The "copier" of an ``'app:<name>'`` default: the application registered under
+    ``<name>`` now (None, logged, if there is none)."""
+    return registry.get_global_app(value[4:])
+
+
 def _replaces_a_method(gclass: type, name: str) -> bool:
     """Whether ginsfsm's rule can apply to direct parameter ``name`` of ``gclass``."""
     current = getattr(gclass, name, None)
@@ -231,8 +274,9 @@ class GClassGConfig(CompiledGConfig):
     ``write_parameters`` would otherwise work out again for every object.
 
     ``gobj._gconfig`` is one of these (it is a ``CompiledGConfig``: ``templates``,
-    ``params``...).  ``init_config`` and ``init_direct`` are ``(name, default, copy)``
-    tuples (``copy`` None for an immutable default), ``ruled`` the direct parameters
+    ``params``...).  ``init_config`` (the ``'app:<name>'`` defaults of ``config``) and
+    ``init_direct`` are ``(name, default, copy)`` tuples (``copy`` None for an immutable
+    default, ``_APP_DEFAULT`` to resolve an app reference), ``ruled`` the direct parameters
     whose gclass attribute is a method (ginsfsm's rule applies: ``GConfig._store``),
     ``kinds`` maps each parameter to ``(spec, kind)``: 0 in ``config``, 1 a plain direct
     attribute, 2 a ruled one; ``mro_ranks`` the class names of the gclass's MRO and their
@@ -264,15 +308,27 @@ class GClassGConfig(CompiledGConfig):
         self.ruled = frozenset(
             spec.name for spec in compiled.direct if _replaces_a_method(gclass, spec.name)
         )
+        # Mutable defaults of ``config`` are copied when first read (_CopiedOnRead), so
+        # nothing is stored for them here; an 'app:<name>' default is resolved for each
+        # object, as ginsfsm did when it wrote the defaults (_APP_DEFAULT marks them).
         self.init_config = tuple(
-            (spec.name, spec.default, _copier(spec.default)) for spec in compiled.mutable
+            (spec.name, spec.default, _APP_DEFAULT)
+            for spec in compiled.params.values()
+            if not spec.direct and _app_default(spec.default)
         )
         # None when a ruled one is among them: GConfig.__init__ then stores them one by one
         # through _store (in template order, as property setters may expect).
         self.init_direct: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...] | None = (
             None
             if self.ruled
-            else tuple((spec.name, spec.default, _copier(spec.default)) for spec in compiled.direct)
+            else tuple(
+                (
+                    spec.name,
+                    spec.default,
+                    _APP_DEFAULT if _app_default(spec.default) else _copier(spec.default),
+                )
+                for spec in compiled.direct
+            )
         )
         self.kinds: dict[str, tuple[ParamSpec, int]] = {
             name: (spec, (2 if name in self.ruled else 1) if spec.direct else 0)
@@ -289,10 +345,11 @@ def _defaults_storer(bound: GClassGConfig) -> Callable[[Any, ConfigNamespace], N
     """The function that gives a new object of ``bound.gclass`` its defaults:
     ``store(obj, obj.config)``.
 
-    It stores the mutable defaults of ``config`` (copied), then the direct ones in
-    template order, as ``setattr`` would.  Made once per gclass, as source code with one
-    attribute assignment per parameter: a gobj is made per accepted connection, and
-    ``self.name = value`` costs a third of ``setattr(self, name, value)`` in a loop.  When
+    It stores the ``'app:<name>'`` defaults of ``config`` (resolved), then the direct
+    ones in template order (mutable ones copied), as ``setattr`` would.  Made once per
+    gclass, as source code with one attribute assignment per parameter: a gobj is made
+    per accepted connection, and ``self.name = value`` costs a third of
+    ``setattr(self, name, value)`` in a loop.  When
     ginsfsm's rule applies to one of them, or a name is not an identifier, a plain loop.
     """
     init_config, init_direct = bound.init_config, bound.init_direct
@@ -310,8 +367,8 @@ def _defaults_storer(bound: GClassGConfig) -> Callable[[Any, ConfigNamespace], N
                 for spec in bound.direct:
                     obj._store(spec, spec.new_default())
             else:
-                for name, default, copier in init_direct:
-                    setattr(obj, name, default if copier is None else copier(default))
+                for name, default, direct_copier in init_direct:
+                    setattr(obj, name, default if direct_copier is None else direct_copier(default))
 
         return store_in_a_loop
     lines = ["def store_defaults(obj, config):"]
@@ -703,10 +760,13 @@ class GConfig:
     def reset_parameter(self, name: str) -> None:
         """Give a parameter its default value back."""
         spec = self._spec(name)
-        if not spec.direct and not isinstance(spec.default, _MUTABLE):
-            self.config.__dict__.pop(name, None)
-        else:
+        if spec.direct or _app_default(spec.default):
             self._store(spec, spec.new_default())
+            return
+        # Back to the class default (a mutable one is copied again when next read); not
+        # through __dict__, which would give the namespace a materialized dict for good.
+        with contextlib.suppress(AttributeError):
+            delattr(self.config, name)
 
     def reset_all_parameters(self) -> None:
         """Give every parameter its default value back."""

@@ -343,6 +343,18 @@ class GObj(SMachine, GConfig):
             childs = self._dl_childs = {}
         childs[gobj] = None
 
+    def _remove_child(self, gobj: GObj) -> None:
+        """Unlink the child ``gobj`` (it becomes a root); nothing if it is not a child.
+        ``destroy_gobj`` does this itself; ginsfsm's tests call it directly."""
+        childs = self._dl_childs
+        if childs is not _NO_ENTRIES and gobj in childs:
+            del childs[gobj]
+            gobj.__parent__ = None
+            # A root now: its GAplic must still destroy it when it closes.
+            roots = getattr(gobj._gaplic, "_roots", None)
+            if roots is not None and gobj._gaplic is not gobj:
+                roots[gobj] = None
+
     def __getitem__(self, name: str) -> GObj:
         """The child called ``name`` (or whose ``re_name`` matches it); KeyError otherwise."""
         for child in self._dl_childs:
@@ -494,6 +506,23 @@ class GObj(SMachine, GConfig):
             source = [*source, self] if not source or source[-1] is not self else list(source)
             return new_event(destination, event.event_name, source, {**event.kw, **kw})
         raise EventError(f"{self!r}: an event must be a str or an Event, not {event!r}")
+
+    def _event_factory(self, destination: Any, event: Any, **kw: Any) -> Event:
+        """A new Event for ``destination`` (a gobj, a unique name or a Deferred).
+
+        ``event`` is an event name, or an Event: then the new one has its name, its kw
+        updated with ``kw``, and its source with this gobj appended (unless already
+        last).  ``EventError`` for another ``event``, ``GObjError`` for another
+        destination (ginsfsm's checks, in its order).
+        """
+        if not isinstance(event, (str, Event)):
+            raise EventError(f"{self!r}: an event must be a str or an Event, not {event!r}")
+        if not isinstance(destination, (str, GObj, Deferred)):
+            raise GObjError(
+                f"{self!r}: destination must be a GObj, a unique name or a Deferred, "
+                f"not {destination!r}"
+            )
+        return self._make_event(destination, event, kw)
 
     def send_event(self, destination: Any, event: Any, **kw: Any) -> Any:
         """Deliver ``event`` to ``destination`` now; return the action's value.
@@ -832,7 +861,10 @@ def build_gobj(
     """
     if gclass is None:
         raise GObjError("create_gobj(): gclass is None")
-    if not isinstance(gclass, type) or not issubclass(gclass, GObj):
+    if not isinstance(gclass, type):
+        # ginsfsm's issubclass() raised TypeError here; kept, with a message that says why.
+        raise TypeError(f"create_gobj(): gclass must be a GObj subclass, not {gclass!r}")
+    if not issubclass(gclass, GObj):
         raise GObjError(f"create_gobj(): {gclass!r} is not a GObj subclass")
     if parent is not None:
         if not isinstance(parent, GObj):

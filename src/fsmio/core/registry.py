@@ -18,6 +18,7 @@ __all__ = [
     "global_get_gaplic",
     "global_get_gobj",
     "list_globals",
+    "live_gaplics",
     "register_gaplic",
     "set_global_app",
     "set_global_main_gaplic",
@@ -55,6 +56,12 @@ def global_get_gaplic(name: str) -> Any:
     """The live GAplic called ``name``, or None."""
     with _lock:
         return _gaplics.get(name)
+
+
+def live_gaplics() -> list[Any]:
+    """Every live GAplic that has a name, in registration order."""
+    with _lock:
+        return list(_gaplics.values())
 
 
 def global_get_gobj(gobj_name: str, gaplic_name: str | None = None) -> Any:

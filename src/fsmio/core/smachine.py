@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from .errors import EventError, EventNotAcceptedError, MachineError, SendDepthError, StateError
@@ -51,6 +51,7 @@ __all__ = [
     "DispatchContext",
     "SMachine",
     "compile_fsm",
+    "filter_event_attrs",
 ]
 
 Action = Callable[[Any, Event], Any]
@@ -182,6 +183,12 @@ def compile_fsm(fsm: Any) -> CompiledFSM:
     compiled = _validate_and_compile(fsm)
     _compiled[id(fsm)] = compiled
     return compiled
+
+
+def filter_event_attrs(event_list: Iterable[str]) -> list[str]:
+    """The event names of an ``event_list``, without their ``:`` annotations (ginsfsm's
+    helper): ``['EV_X: top input', 'EV_Y']`` -> ``['EV_X', 'EV_Y']``."""
+    return [entry.split(":")[0] for entry in event_list]
 
 
 def _parse_event_decl(entry: str) -> tuple[str, tuple[frozenset[str], ...]]:

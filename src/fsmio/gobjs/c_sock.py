@@ -21,9 +21,9 @@ ip                         str    ''                 Written: the peer's resolve
 addr                       None   None               Written: the peer's address tuple
                                                      (None while disconnected).  Direct attr.
 ssl_options                dict   {}                 TLS (see ``fsmio.gobjs.tls``): a dict of
-                                                     options or an ``ssl.SSLContext``.
-                                                     Empty (plain TCP) reads as a shared
-                                                     read-only empty mapping.
+                                                     options (or a JSON object string), or
+                                                     an ``ssl.SSLContext``.  Empty: plain
+                                                     TCP.
 tx_buffer_size             int    4096               The transport's write high-water mark:
                                                      above it the GSock stops handing it
                                                      chunks (it resumes at a quarter of it).
@@ -156,10 +156,10 @@ a client does TLS too, verifying certificates and host names by default.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from fsmio.core.errors import GObjError
@@ -182,14 +182,17 @@ __all__ = [
     "GSOCK_FSM",
     "GSOCK_GCONFIG",
     "GSock",
+    "close_all_sockets",
     "hexdump",
     "socket_map_of",
 ]
 
 _LOG = logging.getLogger("fsmio")
 
-# GSock.global_trace_dump(): a module global, because it is read twice per message and a
-# global is one specialized load where a class attribute read through an instance is not.
+# GSock.global_trace_dump() and GSock._global_trace_dump (ginsfsm's class attribute, a
+# property of the metaclass over this): a module global, because it is read twice per
+# message and a global is one specialized load where a class attribute read through an
+# instance is not.
 _trace_dump_all = False
 
 
@@ -202,17 +205,18 @@ def _ports(value: Any) -> Any:
     return tuple(port_number(p) for p in (value or ()))
 
 
-# ssl_options when there is no TLS: one read-only empty mapping shared by every GSock (a
-# {} default would be copied into each one's config: 64 bytes per connection).
-_NO_TLS: Final[Mapping[str, Any]] = MappingProxyType({})
-
-
 def _ssl_options(value: Any) -> Any:
+    # Empty (plain TCP) reads as {}, as in ginsfsm.  The template's {} default costs an
+    # idle connection nothing: GConfig copies a mutable default into a gobj's config only
+    # when it is first read, and start_up gives that copy back (see there).  A str is a
+    # JSON object (from an ini or TOML setting), as GConnex's ssl_options takes.
+    if isinstance(value, str) and value.strip():
+        value = json.loads(value)
     if value is None or value == "" or (isinstance(value, Mapping) and not value):
-        return _NO_TLS
+        return {}
     if isinstance(value, ssl.SSLContext):
         return value
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return dict(value)
     raise ValueError(f"expected a dict or an ssl.SSLContext, not {type(value).__name__}")
 
@@ -225,7 +229,7 @@ GSOCK_GCONFIG: Final[dict[str, list[Any]]] = {
     "use_multi_ports": [bool, False, 0, None, "Use the ports of `ports` in turn."],
     "ip": [str, "", 0, None, "Written on connect: the peer's IP address."],
     "addr": [None, None, FLAG_DIRECT_ATTR, None, "Peer name (None while disconnected)."],
-    "ssl_options": [None, _NO_TLS, 0, _ssl_options, "TLS options (dict) or an ssl.SSLContext."],
+    "ssl_options": [None, {}, 0, _ssl_options, "TLS options (dict) or an ssl.SSLContext."],
     "tx_buffer_size": [int, 4096, 0, positive_int, "The transport's write high-water mark."],
     "send_bytes": [int, 18000, 0, positive_int, "Largest chunk the queue hands over."],
     "outbuf_overflow": [int, 1048576, 0, non_negative_int, "Output kept in memory."],
@@ -489,7 +493,9 @@ class _SocketRegistry:
 
     def __init__(self, gaplic: GAplic) -> None:
         self.gaplic = gaplic
-        self.map: dict[int, GObj] = {}
+        # The GAplic's own dict when it has one (GAplic._socket_map, ginsfsm's name).
+        own = getattr(gaplic, "_socket_map", None)
+        self.map: dict[int, GObj] = own if isinstance(own, dict) else {}
         self.connecting: dict[GSock, None] = {}
         gaplic.add_shutdown_callback(self.shutdown)
 
@@ -548,6 +554,33 @@ def socket_map_of(gaplic: Any) -> dict[int, GObj]:
     return _socket_registry(gaplic).map
 
 
+def close_all_sockets(socket_map: dict[int, Any], ignore_all: bool = False) -> None:
+    """Close every socket of ``socket_map`` (a GAplic's ``_socket_map``) at once, and
+    empty it: listeners stop listening, connections are aborted (output still pending
+    is lost).  (A connect attempt under way is not in the map: EV_DROP cancels it.)
+
+    ginsfsm's programs call it after ``start()`` was interrupted.  fsmio's GAplic closes
+    its sockets itself when it stops (gracefully, flushing first), so there the map is
+    already empty.  Unlike ginsfsm, where the sockets vanished without an event, each
+    GSock's ``EV_DISCONNECTED`` (reason ``shutdown``) follows if the loop runs again.
+    An error closing one is raised unless ``ignore_all`` (the others are closed first).
+    """
+    failure: BaseException | None = None
+    for gobj in list(socket_map.values()):
+        try:
+            stop_listening = getattr(gobj, "stop_listening", None)
+            if stop_listening is not None:
+                stop_listening()
+            elif isinstance(gobj, GSock):
+                gobj._abort("shutdown")
+        except Exception as exc:
+            if failure is None and not ignore_all:
+                failure = exc
+    socket_map.clear()
+    if failure is not None:
+        raise failure
+
+
 def _reason_of(exc: BaseException | None) -> str:
     if exc is None:
         return "eof"
@@ -586,7 +619,28 @@ _WANTS_PAIRS: dict[tuple[str, bool], tuple[str, bool]] = {}
 # ----------------------------------------------------------------------------------------
 #   GClass
 # ----------------------------------------------------------------------------------------
-class GSock(GObj, asyncio.Protocol):
+class _GSockType(type):
+    """GSock's metaclass, for ginsfsm's class attribute ``GSock._global_trace_dump``.
+
+    ginsfsm's programs switch every GSock's hexdump on with
+    ``GSock._global_trace_dump = True``.  The per-message check reads the module global
+    ``_trace_dump_all`` (one specialized load, where a class attribute read through the
+    instance is a slower look-up), so the class attribute is a property of the metaclass
+    over that global: the assignment takes effect and the hot path is unchanged.  It is
+    the same flag on every GSock subclass.
+    """
+
+    @property
+    def _global_trace_dump(cls) -> bool:
+        return _trace_dump_all
+
+    @_global_trace_dump.setter
+    def _global_trace_dump(cls, value: bool) -> None:
+        global _trace_dump_all
+        _trace_dump_all = bool(value)
+
+
+class GSock(GObj, asyncio.Protocol, metaclass=_GSockType):
     """A TCP/TLS connection gobj (see the module documentation)."""
 
     # Per-connection memory is a goal: slots for everything a GSock adds to a GObj.
@@ -663,9 +717,15 @@ class GSock(GObj, asyncio.Protocol):
         subscriber (None: the parent) to every output event."""
         if self.gaplic is None:
             raise GObjError(f"{self!r}: a GSock needs a GAplic (create it through one)")
-        ssl_options = self.config.ssl_options
+        config = self.config
+        ssl_options = config.ssl_options
         # Most GSocks (every accepted one: its server does the TLS) have none: no repr().
         self._ssl_ctx = make_ssl_context(ssl_options, False, repr(self)) if ssl_options else None
+        if not ssl_options:
+            # Reading the {} default made this GSock its own copy (GConfig copies a
+            # mutable default at its first read): give it back, an idle connection does
+            # not carry it (a later read makes a fresh one).
+            del config.ssl_options
         self._clock: Callable[[], float] = self.gaplic._clock
         self._registry = _socket_registry(self.gaplic)
         self._socket_map = self._registry.map
@@ -729,6 +789,12 @@ class GSock(GObj, asyncio.Protocol):
     def is_disconnected(self) -> bool:
         """In ST_DISCONNECTED."""
         return self._state == "ST_DISCONNECTED"
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up (ginsfsm's attribute): from EV_CONNECTED until
+        the transport is gone (while a graceful drop flushes, too)."""
+        return self._state in ("ST_CONNECTED", "ST_WAIT_DISCONNECTED")
 
     @property
     def pending_output(self) -> int:

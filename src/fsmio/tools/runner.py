@@ -662,8 +662,22 @@ def run_app(
 ) -> int:
     """``fsmio run``: load, validate, create, run until stopped; return the exit code.
 
-    ``on_started(gaplic)`` (for tests) is called once every gobj is created.
+    ``on_started(gaplic)`` (for tests) is called once every gobj is created.  A file
+    ending in ``.ini`` is ginsfsm's PasteDeploy format (``fsmio.tools.ini``).
     """
+    if str(config_path).lower().endswith(".ini"):
+        from .ini import run_ini
+
+        return run_ini(
+            config_path,
+            sets=sets,
+            traces=traces,
+            trace_file=trace_file,
+            check_only=check_only,
+            log_level=log_level,
+            log_format=log_format,
+            on_started=on_started,
+        )
     cfg = load_config(config_path)
     _prepare_path(cfg)
     for key, value in parse_sets(sets or []).items():
