@@ -137,7 +137,12 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{os.cpu_count()} CPUs."
     )
+    command = "python -m benchmarks.ws_bench " + " ".join(sys.argv[1:])
     lines = [
+        f"# WebSocket echo benchmark ({time.strftime('%Y-%m-%d', time.gmtime())})",
+        "",
+        f"`{command.strip()}`",
+        "",
         title,
         "",
         "| server | messages/s | server CPU s / 100k msgs | vs floor | errors |",
