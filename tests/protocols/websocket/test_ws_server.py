@@ -499,6 +499,27 @@ def test_held_messages_are_delivered_before_on_close(gaplic: GAplic) -> None:
     raw.close()
 
 
+def test_one_on_close_even_when_the_subscriber_raises(
+    gaplic: GAplic, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, port = serve(gaplic, echo=False)
+
+    def boom(app: WsApp, event: Any) -> None:
+        if event.kw["data"] == "2":
+            raise RuntimeError("subscriber bug")
+
+    app.hooks["EV_ON_MESSAGE"] = boom
+    raw = _open_raw(gaplic, port)
+    raw.send(b"".join(client_frame(TEXT, str(i).encode()) for i in range(4)))
+    raw.wait_eof()
+    drive(gaplic, lambda: app.closes())
+    drive_for(gaplic, 0.05)
+    assert app.names().count("EV_ON_CLOSE") == 1
+    assert app.closes()[0]["reason"] == "handler_error"
+    assert "subscriber bug" in caplog.text
+    raw.close()
+
+
 def test_transmit_ready_passes_through(gaplic: GAplic) -> None:
     class ReadyApp(WsApp):
         app_fsm = make_app_fsm(with_ready=True)
