@@ -33,6 +33,9 @@ def _rx(self: Channel, event: Event) -> None:
         "headers": headers,
     }
     if self.as_object:
+        # Shaped like the HTTP layer's HttpRequest: target bytes, names lower-cased bytes.
+        request["target"] = target
+        request["headers"] = [(name.lower(), value) for name, value in headers]
         request = type("HttpRequest", (), request)()
     ws = self.create_gobj(None, GWebSocket, self.app, gsock=gsock, request=request)
     self.app.websockets.append(ws)
