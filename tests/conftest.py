@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fsmio import GAplic, SMachine
+from fsmio import GAplic, GSock, SMachine
 
 
 class FakeClock:
@@ -51,3 +51,6 @@ def fake_gaplic(clock: FakeClock) -> Iterator[GAplic]:
 def _reset_global_trace() -> Iterator[None]:
     yield
     SMachine.global_trace_mach(False)
+    # A ported ginsfsm program run in-process sets GSock._global_trace_dump = True: left
+    # on, every later test hexdumps all its traffic (a 64 MiB response takes minutes).
+    GSock.global_trace_dump(False)

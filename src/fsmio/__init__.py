@@ -11,12 +11,16 @@ from ._version import __version__
 from .aplic import (
     Callback,
     GAplic,
+    GAplicProcessWorker,
     GAplicThreadWorker,
     TimerHandle,
     gaplic_factory,
     get_gaplic_by_thread_ident,
+    get_global_subprocesses,
+    get_global_threads,
     setup_gaplic_process,
     setup_gaplic_thread,
+    shutdown,
 )
 from .core import (
     EMPTY_FSM,
@@ -56,7 +60,25 @@ from .core.registry import (
 from .core.smachine import filter_event_attrs
 from .core.utils import bytes_, get_host_port_from_urls, get_path_from_url, random_key, text_
 from .gobjs import GConnex, GServerSock, GSock, GSSLSock, GStdin, GTimer, close_all_sockets, hexdump
+from .protocols.asgi import GAsgiServer
+from .protocols.http import (
+    GHttpCliSrv,
+    GHttpServer,
+    HttpErrorResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpSimpleOkResponse,
+)
 from .protocols.websocket import GWebSocket
+from .protocols.wsgi import GWsgiServer, URLMap, parse_path_expression
+from .remote import (
+    GRemote,
+    IntraEvent,
+    RemoteDisconnectedError,
+    RemoteError,
+    RemoteNameError,
+    RemotePayloadTooLargeError,
+)
 
 __all__ = [
     "EMPTY_FSM",
@@ -71,25 +93,41 @@ __all__ = [
     "EventNotAcceptedError",
     "FsmioError",
     "GAplic",
+    "GAplicProcessWorker",
     "GAplicThreadWorker",
+    "GAsgiServer",
     "GConfig",
     "GConfigTemplateError",
     "GConfigValidateError",
     "GConnex",
+    "GHttpCliSrv",
+    "GHttpServer",
     "GObj",
     "GObjError",
+    "GRemote",
     "GSSLSock",
     "GServerSock",
     "GSock",
     "GStdin",
     "GTimer",
     "GWebSocket",
+    "GWsgiServer",
+    "HttpErrorResponse",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpSimpleOkResponse",
+    "IntraEvent",
     "MachineError",
+    "RemoteDisconnectedError",
+    "RemoteError",
+    "RemoteNameError",
+    "RemotePayloadTooLargeError",
     "SMachine",
     "SendDepthError",
     "StateError",
     "Subscription",
     "TimerHandle",
+    "URLMap",
     "__version__",
     "add_gconfig",
     "asbool",
@@ -100,6 +138,8 @@ __all__ = [
     "get_gaplic_by_thread_ident",
     "get_global_app",
     "get_global_main_gaplic",
+    "get_global_subprocesses",
+    "get_global_threads",
     "get_host_port_from_urls",
     "get_path_from_url",
     "global_get_gaplic",
@@ -108,10 +148,12 @@ __all__ = [
     "inside",
     "lineage",
     "list_globals",
+    "parse_path_expression",
     "random_key",
     "set_global_app",
     "set_global_main_gaplic",
     "setup_gaplic_process",
     "setup_gaplic_thread",
+    "shutdown",
     "text_",
 ]

@@ -1,5 +1,6 @@
 """ginsfsm's GAplic-level names: gaplic_factory (PasteDeploy composites),
-get_gaplic_by_thread_ident, setup_gaplic_process (not available: a clear error)."""
+get_gaplic_by_thread_ident, setup_gaplic_process (with a GAplic: a clear error; it takes a
+factory, see tests/aplic/test_workers.py)."""
 
 from __future__ import annotations
 
@@ -104,8 +105,8 @@ def test_get_gaplic_by_thread_ident(gaplics: list[GAplic]) -> None:
     assert get_gaplic_by_thread_ident(worker.ident) is None  # stopped: unbound
 
 
-def test_setup_gaplic_process_is_not_available(gaplics: list[GAplic]) -> None:
+def test_setup_gaplic_process_refuses_a_gaplic_made_here(gaplics: list[GAplic]) -> None:
     ga = GAplic("process")
     gaplics.append(ga)
-    with pytest.raises(NotImplementedError, match="setup_gaplic_thread"):
+    with pytest.raises(TypeError, match="pass a factory"):
         setup_gaplic_process(ga)

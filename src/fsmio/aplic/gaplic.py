@@ -11,7 +11,7 @@ all_unique_names   bool   False    Register the name of every created gobj as un
 strict_events      bool   False    Raise ``EventNotAcceptedError`` instead of returning it.
 shutdown_grace     float  5.0      Seconds that stop() gives shutdown callbacks to finish.
 clock              None   None     Monotonic clock in seconds (tests pass a fake one).
-router_enabled     bool   False    ginsfsm's GRouter; not available (True is an error).
+router_enabled     bool   False    ginsfsm's GRouter; replaced by GRemote (True is an error).
 =================  =====  =======  ==========================================================
 
 No input or output events.
@@ -79,7 +79,6 @@ __all__ = [
     "TimerHandle",
     "gaplic_factory",
     "get_gaplic_by_thread_ident",
-    "setup_gaplic_process",
     "setup_gaplic_thread",
 ]
 
@@ -94,7 +93,11 @@ def _no_router(value: Any) -> Any:
         "off",
         "",
     ):
-        raise ValueError("the ginsfsm GRouter is not available in fsmio yet")
+        raise ValueError(
+            "ginsfsm's GRouter is replaced by NATS: create a fsmio.remote.GRemote gobj "
+            '(TOML: [[gobj]] name = "router", gclass = "fsmio.remote:GRemote", with '
+            "config servers, subject_prefix, credentials, ssl_options); see docs/remote.md"
+        )
     return value
 
 
@@ -109,7 +112,7 @@ GAPLIC_GCONFIG: Final[dict[str, list[Any]]] = {
         "Seconds that stop() gives the shutdown callbacks to finish.",
     ],
     "clock": [None, None, FLAG_DIRECT_ATTR, None, "Monotonic clock (seconds); tests fake it."],
-    "router_enabled": [bool, False, 0, _no_router, "ginsfsm GRouter (not available)."],
+    "router_enabled": [bool, False, 0, _no_router, "ginsfsm GRouter (replaced by GRemote)."],
 }
 
 # Rebuild the timer heap when this many cancelled entries are in it and they are more
@@ -178,6 +181,8 @@ class GAplic(GObj):
             tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
         ] = collections.deque()
         self._unique_named_gobjs: dict[str, GObj] = {}
+        #: The gobj carrying events to other GAplics (a fsmio.remote.GRemote), or None.
+        self.router: Any = None
         #: The live sockets of this GAplic, {fd: gobj} (ginsfsm's name; filled by GSock
         #: and GServerSock): what ``close_all_sockets(gaplic._socket_map)`` closes.
         self._socket_map: dict[int, GObj] = {}
@@ -254,6 +259,70 @@ class GAplic(GObj):
         if self._unique_named_gobjs.get(gobj.name) is gobj:
             del self._unique_named_gobjs[gobj.name]
         self._roots.pop(gobj, None)
+
+    # ------------------------------------------------------------------------------------
+    #   Events to other GAplics (through the GRemote gobj of fsmio.remote, if any)
+    # ------------------------------------------------------------------------------------
+    def _router(self, what: str) -> Any:
+        router = self.router
+        if router is None:
+            raise GObjError(
+                f"{what}: GAplic {self.name!r} has no remote events: create a "
+                "fsmio.remote.GRemote gobj (see docs/remote.md)"
+            )
+        return router
+
+    def send_event_outside(
+        self,
+        gaplic_name: str,
+        role: str,
+        gobj_name: str,
+        event_name: str,
+        subscriber_gobj: Any,
+        origin_role: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """Send ``event_name`` to the unique gobj ``gobj_name`` of the GAplic
+        ``gaplic_name`` (or, if that is empty, of one GAplic with the ``role``).
+
+        kw ``__subscribe_response__=True`` asks for the remote action's return value: it
+        comes back to ``subscriber_gobj`` as the same event with kw ``__action_return__``
+        (and ``__error__``); ``__all_members__=True`` sends to every member of the role;
+        ``__durable__=True`` sends at least once (JetStream).  See docs/remote.md.
+        """
+        return self._router("send_event_outside()").mt_send_event_outside(
+            gaplic_name, role, gobj_name, event_name, subscriber_gobj, origin_role, **kw
+        )
+
+    def subscribe_event_outside(
+        self,
+        gaplic_name: str,
+        role: str,
+        gobj_name: str,
+        event_name: str | None,
+        subscriber_gobj: Any,
+        origin_role: str | None = None,
+        **kw: Any,
+    ) -> Any:
+        """Deliver to ``subscriber_gobj`` the broadcasts of ``event_name`` (None: every
+        event) of the exported gobj ``gobj_name`` of the GAplic ``gaplic_name``."""
+        return self._router("subscribe_event_outside()").mt_subscribe_event_outside(
+            gaplic_name, role, gobj_name, event_name, subscriber_gobj
+        )
+
+    def unsubscribe_event_outside(
+        self,
+        gaplic_name: str,
+        role: str,
+        gobj_name: str,
+        event_name: str | None,
+        subscriber_gobj: Any,
+        **kw: Any,
+    ) -> Any:
+        """Undo ``subscribe_event_outside`` (same arguments)."""
+        return self._router("unsubscribe_event_outside()").mt_unsubscribe_event_outside(
+            gaplic_name, role, gobj_name, event_name, subscriber_gobj
+        )
 
     # ------------------------------------------------------------------------------------
     #   The queue and the callbacks
@@ -768,22 +837,13 @@ class GAplicThreadWorker(threading.Thread):
 
 
 def setup_gaplic_thread(gaplic: GAplic) -> GAplicThreadWorker:
-    """A (not yet started) thread worker for ``gaplic``; call ``.start()`` on it."""
-    return GAplicThreadWorker(gaplic)
+    """A (not yet started) thread worker for ``gaplic``, registered for ``shutdown()``
+    (``fsmio.aplic.workers``); call ``.start()`` on it."""
+    from fsmio.aplic.workers import add_global_thread  # it imports this module
 
-
-def setup_gaplic_process(gaplic: GAplic) -> Any:
-    """ginsfsm ran a GAplic in a forked subprocess; fsmio does not (yet): an error.
-
-    A GAplic cannot run in a forked child of the process that made it (its loop and
-    sockets are the parent's).  Run it in a thread (``setup_gaplic_thread``), or start
-    another program (``fsmio run``) in its own process; events between processes will go
-    over NATS.
-    """
-    raise NotImplementedError(
-        f"setup_gaplic_process({gaplic.name!r}): GAplics in subprocesses are not available "
-        "in fsmio yet; use setup_gaplic_thread(), or run another program with `fsmio run`"
-    )
+    worker = GAplicThreadWorker(gaplic)
+    add_global_thread(worker)
+    return worker
 
 
 def get_gaplic_by_thread_ident(thread_ident: int | None = None) -> GAplic | None:
@@ -820,7 +880,9 @@ def gaplic_factory(loader: Any, global_conf: dict[str, Any], **local_conf: Any) 
       joined within the main GAplic's ``shutdown_grace`` when it stops);
     * ``wsgi`` — sections returning WSGI applications, registered with
       ``set_global_app(section, app)`` so that a parameter ``'app:<section>'`` finds them;
-    * ``subprocesses`` — not available in fsmio (an error, as ``setup_gaplic_process``).
+    * ``subprocesses`` — an error: a GAplic that a section made here cannot move to
+      another process (see ``fsmio.aplic.workers.setup_gaplic_process``, which takes a
+      factory that makes the GAplic in the child).
 
     ``fsmio run app.ini`` loads such files.
     """
@@ -833,8 +895,9 @@ def gaplic_factory(loader: Any, global_conf: dict[str, Any], **local_conf: Any) 
     if subprocesses:
         raise NotImplementedError(
             f"gaplic_factory: subprocesses = {' '.join(subprocesses)}: GAplics in "
-            "subprocesses are not available in fsmio yet; use threads = ..., or run "
-            "each one with its own `fsmio run`"
+            "subprocesses are not available from a composite (a GAplic made here cannot "
+            "move to another process); use threads = ..., run each one with its own "
+            "`fsmio run`, or setup_gaplic_process(factory) in code"
         )
     main_gaplic = loader.get_app(main, global_conf=global_conf)
     if not isinstance(main_gaplic, GAplic):

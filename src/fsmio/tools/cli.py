@@ -1,4 +1,5 @@
-"""The ``fsmio`` command (also ``python -m fsmio``): ``run``, ``draw``, ``check``, ``trace``.
+"""The ``fsmio`` command (also ``python -m fsmio``): ``run``, ``draw``, ``check``, ``trace``,
+``serve``.
 
 Every command reports bad input as one clear ``fsmio <command>: error: ...`` message on
 standard error and a non-zero exit code, never a traceback (``--traceback`` shows it, for
@@ -64,8 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write every machine transition as JSON lines (read it with `fsmio trace`)",
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N worker processes sharing the listening ports (SO_REUSEPORT), "
+        "supervised: restarted when they die (see docs/remote.md)",
+    )
+    run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     run.add_argument("--log-level", metavar="LEVEL", help="override [logging] level")
     run.add_argument("--log-format", choices=("plain", "json"), help="override [logging] format")
+
+    nats_config = sub.add_parser(
+        "nats-config",
+        help="print the NATS server authorization block for fsmio run files",
+        description="One NATS user per GAplic, allowed to publish only as itself. "
+        "See docs/remote.md.",
+    )
+    nats_config.add_argument("configs", nargs="+", metavar="APP.toml", help="fsmio run files")
 
     draw = sub.add_parser(
         "draw",
@@ -139,7 +156,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", action="append", default=[], metavar="ST", help="only in this state; repeatable"
     )
     trace.add_argument("--no-time", action="store_true", help="leave the timestamps out")
+    _add_serve_parser(sub)
     return parser
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="serve an ASGI or WSGI application (module:app), as uvicorn does",
+        description="Serve the ASGI 3 or WSGI application APP ('package.module:attr') over "
+        "HTTP/1.1 until SIGTERM or SIGINT. Prints one line with the address once serving. "
+        "See docs/wsgi_asgi.md.",
+    )
+    serve.add_argument("app", metavar="APP", help="the application: package.module:attr")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: a free one)")
+    serve.add_argument(
+        "--interface",
+        choices=("auto", "asgi", "wsgi"),
+        default="auto",
+        help="application interface (default auto: an async callable is ASGI)",
+    )
+    serve.add_argument("--ssl-certfile", metavar="FILE", help="PEM certificate chain (TLS)")
+    serve.add_argument("--ssl-keyfile", metavar="FILE", help="PEM private key")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        type=str.upper,
+        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
+        metavar="LEVEL",
+        help="critical, error, warning, info (default) or debug",
+    )
+    serve.add_argument("--root-path", default="", help="ASGI root_path / WSGI SCRIPT_NAME")
+    serve.add_argument(
+        "--lifespan", choices=("auto", "on", "off"), default="auto", help="ASGI lifespan"
+    )
+    serve.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
@@ -191,6 +243,10 @@ def cmd_draw(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_app
 
+    if args.workers is not None:
+        from .supervisor import run_workers
+
+        return run_workers(args)
     return run_app(
         args.config,
         sets=args.sets,
@@ -199,6 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_only=args.check,
         log_level=args.log_level,
         log_format=args.log_format,
+        worker_index=args.worker_index,
     )
 
 
@@ -221,7 +278,37 @@ def cmd_trace(args: argparse.Namespace) -> int:
     )
 
 
-COMMANDS = {"run": cmd_run, "draw": cmd_draw, "check": cmd_check, "trace": cmd_trace}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    return serve(
+        args.app,
+        host=args.host,
+        port=args.port,
+        interface=args.interface,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        log_level=args.log_level,
+        root_path=args.root_path,
+        lifespan=args.lifespan,
+        threads=args.threads,
+    )
+
+
+def cmd_nats_config(args: argparse.Namespace) -> int:
+    from .natsconfig import print_nats_config
+
+    return print_nats_config(args.configs)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "draw": cmd_draw,
+    "check": cmd_check,
+    "trace": cmd_trace,
+    "serve": cmd_serve,
+    "nats-config": cmd_nats_config,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

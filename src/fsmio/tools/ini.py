@@ -99,7 +99,9 @@ class IniFile:
 
 def _paste() -> Any:
     try:
-        from paste.deploy import loadwsgi  # type: ignore[import-untyped]  # no stubs, no py.typed
+        # No stubs, no py.typed; and installed as a namespace package (a -nspkg.pth) that
+        # mypy does not find in every environment.
+        from paste.deploy import loadwsgi  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         raise ToolError(
             "running an .ini file needs PasteDeploy: pip install 'fsmio[ini]' "

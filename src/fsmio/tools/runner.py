@@ -120,6 +120,7 @@ TRACE_FIELDS: Final = (
     "fsm_action",
     "fsm_next_state",
     "fsm_depth",
+    "fsm_subject",
 )
 
 
@@ -659,11 +660,14 @@ def run_app(
     log_level: str | None = None,
     log_format: str | None = None,
     on_started: Any = None,
+    worker_index: int | None = None,
 ) -> int:
     """``fsmio run``: load, validate, create, run until stopped; return the exit code.
 
     ``on_started(gaplic)`` (for tests) is called once every gobj is created.  A file
     ending in ``.ini`` is ginsfsm's PasteDeploy format (``fsmio.tools.ini``).
+    ``worker_index`` (``--workers``, see ``fsmio.tools.supervisor``; TOML files): run as
+    worker I, named ``<name>-w<I>``, with the role ``<name>`` and ``GServerSock.reuse_port``.
     """
     if str(config_path).lower().endswith(".ini"):
         from .ini import run_ini
@@ -680,6 +684,11 @@ def run_app(
         )
     cfg = load_config(config_path)
     _prepare_path(cfg)
+    if worker_index is not None:
+        if cfg.name not in cfg.roles:
+            cfg.roles.append(cfg.name)
+        cfg.name = f"{cfg.name}-w{worker_index}"
+        cfg.settings.setdefault("GServerSock.reuse_port", True)
     for key, value in parse_sets(sets or []).items():
         cfg.settings[key] = value
         cfg.cli_settings[key] = f"--set {key}={value}"

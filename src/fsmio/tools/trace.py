@@ -100,6 +100,8 @@ def format_record(record: dict[str, Any], show_time: bool = True) -> str:
         found = _RET.search(message)
         state = record.get("next_state") or record.get("state")
         text = f"<- mach: ({who}), st: {state}" + (f", {found.group(0)}" if found else "")
+    elif isinstance(phase, str) and phase.startswith("remote-"):
+        text = f"~> {phase}: ({who}), subject: {record.get('subject')}, ev: {record.get('event')}"
     else:
         text = f"<> mach: ({who}), st: {record.get('state')}, ev: {record.get('event')}"
         if "NOT ACCEPTED" in message:

@@ -1,0 +1,198 @@
+"""``fsmio serve module:app``: serve an ASGI or WSGI application, as uvicorn does.
+
+::
+
+    fsmio serve myproject.main:app --host 127.0.0.1 --port 8000
+        [--interface auto|asgi|wsgi] [--ssl-certfile CERT --ssl-keyfile KEY]
+        [--log-level info] [--root-path /api] [--lifespan auto|on|off] [--threads 8]
+
+The application is imported from ``module:attr`` (the current directory is on
+``sys.path``, as uvicorn's ``--app-dir .``), or is a name registered with
+``set_global_app``.  ``--interface auto`` takes an ``async`` callable for ASGI 3 and
+anything else for WSGI.  ASGI runs on ``GAsgiServer`` (one task per request on the
+loop); WSGI on ``GWsgiServer`` (``--threads`` worker threads).
+
+Once serving (for ASGI: after the lifespan start-up), one line goes to standard output:
+``fsmio serve: serving module:app (ASGI) on http://HOST:PORT (press CTRL+C to quit)``;
+``--port 0`` picks a free port and the line tells which.  SIGTERM or SIGINT stops it
+gracefully (requests in flight get the GAplic's ``shutdown_grace``; a second SIGINT exits
+at once).
+
+Exit codes: 0 after a graceful stop; 1 when it cannot start (port in use, bad TLS files);
+2 bad input (the command line, an application that cannot be found); 3 the application's
+lifespan start-up failed (uvicorn's code for it); 130 a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from fsmio.aplic.gaplic import GAplic
+from fsmio.core.errors import FsmioError
+
+from . import EXIT_FAILURE, EXIT_INTERRUPTED, ToolError
+from .runner import AppConfig, _log_level, _stop_on_signals, logging_setup
+
+__all__ = ["INTERFACES", "serve"]
+
+_LOG = logging.getLogger("fsmio")
+
+INTERFACES = ("auto", "asgi", "wsgi")
+
+
+def _load(target: str) -> Any:
+    from fsmio.protocols.apps import AppNotFound, load_application
+
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        return load_application(target, what="fsmio serve")
+    except AppNotFound as exc:
+        raise ToolError(str(exc)) from None
+
+
+def serve(
+    target: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    interface: str = "auto",
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    log_level: str | None = "info",
+    root_path: str = "",
+    lifespan: str = "auto",
+    threads: int = 8,
+    out: Any = None,
+    on_started: Any = None,
+) -> int:
+    """``fsmio serve``: run until stopped; return the exit code.
+
+    ``on_started(gaplic, server)`` (for tests) is called once the server serves.
+    """
+    if interface not in INTERFACES:
+        raise ToolError(f"--interface: expected one of {', '.join(INTERFACES)}, not {interface!r}")
+    if ssl_keyfile and not ssl_certfile:
+        raise ToolError("--ssl-keyfile needs --ssl-certfile")
+    if threads < 1:
+        raise ToolError(f"--threads: expected a number >= 1, not {threads}")
+    if not 0 <= port <= 65535:
+        raise ToolError(f"--port: expected 0 to 65535, not {port}")
+    level = _log_level(log_level or "INFO")
+    app = _load(target)
+    from fsmio.protocols.apps import is_asgi_app
+
+    if interface == "auto":
+        interface = "asgi" if is_asgi_app(app) else "wsgi"
+    ssl_options: dict[str, Any] = {}
+    if ssl_certfile:
+        ssl_options["certfile"] = ssl_certfile
+        if ssl_keyfile:
+            ssl_options["keyfile"] = ssl_keyfile
+    scheme = "https" if ssl_options else "http"
+    stream = out if out is not None else sys.stdout
+
+    cfg = AppConfig(path=Path(target), text="", name="fsmio-serve", log_level=level)
+    with logging_setup(cfg, [], None):
+        gaplic = GAplic("fsmio-serve")
+        with _stop_on_signals(gaplic):
+            return _run(
+                gaplic,
+                app,
+                target,
+                interface,
+                {"host": host, "port": port, "ssl_options": ssl_options, "url_scheme": scheme},
+                root_path=root_path,
+                lifespan=lifespan,
+                threads=threads,
+                stream=stream,
+                on_started=on_started,
+            )
+
+
+def _run(
+    gaplic: GAplic,
+    app: Any,
+    target: str,
+    interface: str,
+    common: dict[str, Any],
+    *,
+    root_path: str,
+    lifespan: str,
+    threads: int,
+    stream: Any,
+    on_started: Any,
+) -> int:
+    holder: list[Any] = []
+
+    def ready() -> None:
+        server = holder[0]
+        host, port = server.config.host, server.config.port
+        shown = f"[{host}]" if ":" in host else host or "0.0.0.0"
+        print(
+            f"fsmio serve: serving {target} ({interface.upper()}) on "
+            f"{common['url_scheme']}://{shown}:{port} (press CTRL+C to quit)",
+            file=stream,
+            flush=True,
+        )
+        if on_started is not None:
+            on_started(gaplic, server)
+
+    try:
+        try:
+            if interface == "asgi":
+                from fsmio.protocols.asgi.c_asgi_server import GAsgiServer
+
+                server = gaplic.create_gobj(
+                    "asgi-server",
+                    GAsgiServer,
+                    gaplic,
+                    application=app,
+                    root_path=root_path,
+                    lifespan=lifespan,
+                    ready_callback=ready,
+                    **common,
+                )
+            else:
+                from fsmio.protocols.wsgi.c_wsgi_server import GWsgiServer
+
+                server = gaplic.create_gobj(
+                    "wsgi-server",
+                    GWsgiServer,
+                    gaplic,
+                    application=app,
+                    script_name=root_path,
+                    threads=threads,
+                    ready_callback=ready,
+                    **common,
+                )
+        except OSError as exc:
+            what = f"cannot listen on {common['host']}:{common['port']}"
+            if exc.errno == errno.EADDRINUSE:
+                raise ToolError(f"{what}: port in use", EXIT_FAILURE) from None
+            raise ToolError(f"{what}: {exc.strerror or exc}", EXIT_FAILURE) from None
+        except (FsmioError, ValueError) as exc:
+            raise ToolError(str(exc)) from None
+        holder.append(server)
+        try:
+            gaplic.start()
+        except KeyboardInterrupt:
+            logging.getLogger("asyncio").disabled = True
+            print("fsmio serve: interrupted", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
+    except BaseException:
+        with contextlib.suppress(Exception):
+            gaplic.stop()
+            gaplic.close()
+        raise
+    gaplic.close()
+    code = gaplic.exit_code
+    code = code if isinstance(code, int) and not isinstance(code, bool) else EXIT_FAILURE
+    _LOG.info("fsmio serve: stopped%s", f", exit code {code}" if code else "")
+    return code
