@@ -119,13 +119,14 @@ A server GWebSocket does the opening handshake in one of two ways:
         ws = self.create_gobj(None, GWebSocket, self, gsock=event.kw["gsock"])
 
 (b) from a request head already parsed by an HTTP channel (``GHttpCliSrv``): pass it as
-    ``request`` — a mapping, or an object with attributes, holding ``method`` (str),
-    ``target`` or ``path`` (str: the path with its query), ``headers`` (a list of
-    ``(bytes, bytes)`` or ``(str, str)`` pairs) and ``http_version`` (``'1.1'``) — then
-    hand the connection over with the bytes read past the head::
+    ``request`` — a mapping, or an object with attributes (``HttpRequest`` is one),
+    holding ``method`` (str), ``target`` or ``path`` (bytes or str: the path with its
+    query), ``headers`` (a list of ``(bytes, bytes)`` or ``(str, str)`` pairs) and
+    ``http_version`` (``'1.1'``) — then hand the connection over with the bytes read past
+    the head (``GHttpCliSrv.hand_over_gsock`` does it)::
 
-        ws = self.create_gobj(None, GWebSocket, app, gsock=gsock, request=request)
-        gsock.hand_over(ws, data=leftover)
+        ws = self.create_gobj(None, GWebSocket, app, gsock=channel.gsock, request=request)
+        channel.hand_over_gsock(request, ws)   # or: gsock.hand_over(ws, data=leftover)
 
     ``start_up`` checks the request and writes the 101 response (or the rejection: 400,
     403, 405, 426 with ``Sec-WebSocket-Version: 13``, 505, then the connection closes);
