@@ -16,7 +16,7 @@ import pytest
 import trustme
 from websockets.sync.server import Server, ServerConnection, serve
 
-from fsmio import GAplic, GSock
+from fsmio import GAplic, GConnex, GObj, GSock
 from fsmio.protocols.websocket import GWebSocket
 from tests.helpers import drive, drive_for
 
@@ -143,6 +143,37 @@ def test_client_over_a_given_gsock(gaplic: GAplic, ws_server: Any) -> None:
     app.send_event(ws, "EV_DROP")
     drive(gaplic, lambda: app.closes())
     assert app.closes()[0]["code"] == 1006
+
+
+class QuietOwner(GObj):
+    def __init__(self) -> None:
+        GObj.__init__(
+            self,
+            {
+                "event_list": ("EV_CONNECTED: bottom input", "EV_RX_DATA: bottom input"),
+                "state_list": ("ST_IDLE",),
+                "machine": {"ST_IDLE": (("EV_CONNECTED", None, None), ("EV_RX_DATA", None, None))},
+            },
+        )
+
+
+def test_client_over_a_given_gconnex_already_connected(gaplic: GAplic, ws_server: Any) -> None:
+    _, port = ws_server(echo_handler)
+    app: WsApp = gaplic.create_gobj(None, WsApp, gaplic)
+    app.echo = False
+    # The GConnex is up before the GWebSocket takes it from its first owner.
+    first_owner = gaplic.create_gobj(None, QuietOwner, gaplic)
+    connex = gaplic.create_gobj(None, GConnex, first_owner, destinations=[("127.0.0.1", port)])
+    drive(gaplic, lambda: connex.get_current_state() == "ST_CONNECTED")
+    ws = app.create_gobj(None, GWebSocket, app, iam_server=False, gsock=connex, resource="/c")
+    drive(gaplic, lambda: "EV_ON_OPEN" in app.names())
+    app.send_event(ws, "EV_SEND_MESSAGE", data="over connex")
+    drive(gaplic, lambda: app.messages() == ["over connex"])
+    app.send_event(ws, "EV_CLOSE")
+    drive(gaplic, lambda: app.closes())
+    drive_for(gaplic, 0.2)
+    assert connex.get_current_state() == "ST_DISCONNECTED"  # a close asked for: stays down
+    assert app.names().count("EV_ON_OPEN") == 1
 
 
 def test_client_compression(gaplic: GAplic, ws_server: Any) -> None:

@@ -872,6 +872,12 @@ class GWebSocket(GObj):
                 self._start_client_handshake()
             elif state == "ST_DISCONNECTED":
                 self.send_event(carrier, "EV_CONNECT")
+        elif carrier.get_current_state() == "ST_CONNECTED":
+            # A GConnex already up: its EV_CONNECTED is gone, the handshake starts now.
+            gsock = carrier.gsock
+            if isinstance(gsock, GSock):
+                self._sock = gsock
+                self._start_client_handshake()
 
     def _uri(self) -> Any:
         resource = self.config.resource
