@@ -544,6 +544,40 @@ def test_gaplic_stop_flushes_then_closes(ga: GAplic) -> None:
         peer.close()
 
 
+def test_an_owner_finishes_its_connection_on_shutdown(ga: GAplic) -> None:
+    """A shutdown callback added after the sockets' own (the registry exists first) still
+    runs before it: the connection its owner keeps gets its last words and is closed by
+    the owner; the other one is dropped with the reason ``shutdown``."""
+    srv_user = ga.create_gobj("srv_user", Recorder, None)
+    server = ga.create_gobj("server", GServerSock, srv_user, host="127.0.0.1", port=0)
+    kept_peer = RawPeer.connect("127.0.0.1", server.config.port)
+    other_peer = RawPeer.connect("127.0.0.1", server.config.port)
+    try:
+        drive(ga, lambda: srv_user.count("EV_CONNECTED") == 2)
+        kept, _other = (g for n, _, g in srv_user.events if n == "EV_CONNECTED")
+
+        def finish_later() -> None:
+            ga.send_event(kept, "EV_SEND_DATA", data=b"last words")
+            ga.send_event(kept, "EV_DROP")
+
+        def owner_shutdown() -> None:
+            kept.close_on_shutdown_by_owner()
+            ga.call_later(0.1, finish_later)
+
+        ga.add_shutdown_callback(owner_shutdown)
+        task = ga.loop.create_task(ga._shutdown())
+        drive(ga, lambda: (other_peer.pump() or True) and other_peer.eof)
+        assert not kept.is_closed()  # left to its owner
+        drive(ga, lambda: (kept_peer.pump() or True) and kept_peer.eof and task.done())
+        assert bytes(kept_peer.received) == b"last words"
+        reasons = {kw["reason"] for n, kw, g in srv_user.events if n == "EV_DISCONNECTED"}
+        assert reasons == {"dropped", "shutdown"}
+        assert list(socket_map_of(ga).values()) in ([], [server])
+    finally:
+        kept_peer.close()
+        other_peer.close()
+
+
 def test_transmit_ready_paces_a_producer(ga: GAplic) -> None:
     """The documented producer pattern: send while ``write_paused`` is false, then wait for
     EV_TRANSMIT_READY (after connect, and after each wait).  Sending from inside it works

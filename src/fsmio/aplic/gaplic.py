@@ -199,6 +199,7 @@ class GAplic(GObj):
         self._timer_handle_deadline = math.inf
         self._stop_future: asyncio.Future[None] | None = None
         self._shutdown_callbacks: list[Callable[[], Any]] = []
+        self._late_shutdown_callbacks: list[Callable[[], Any]] = []
         self._closed = False
         #: The exit status a runner (``fsmio run``) reports when the GAplic has stopped:
         #: a gobj sets it (before ``stop()``) to say the program failed.
@@ -676,19 +677,28 @@ class GAplic(GObj):
         if future is not None and not future.done():
             future.set_result(None)
 
-    def add_shutdown_callback(self, callback: Callable[[], Awaitable[Any] | None]) -> None:
+    def add_shutdown_callback(
+        self, callback: Callable[[], Awaitable[Any] | None], *, late: bool = False
+    ) -> None:
         """Call ``callback()`` when the GAplic stops; an awaitable it returns is awaited,
-        all of them together within ``shutdown_grace`` seconds."""
-        self._shutdown_callbacks.append(callback)
+        all of them together within ``shutdown_grace`` seconds.  Callbacks are called in
+        the order they were added, ``late`` ones after all the others (the sockets close
+        late: the protocols above them first decide which connections they finish
+        themselves)."""
+        if late:
+            self._late_shutdown_callbacks.append(callback)
+        else:
+            self._shutdown_callbacks.append(callback)
 
     def remove_shutdown_callback(self, callback: Callable[[], Awaitable[Any] | None]) -> None:
         """Forget a callback given to ``add_shutdown_callback`` (no error if absent)."""
-        with contextlib.suppress(ValueError):
-            self._shutdown_callbacks.remove(callback)
+        for callbacks in (self._shutdown_callbacks, self._late_shutdown_callbacks):
+            with contextlib.suppress(ValueError):
+                callbacks.remove(callback)
 
     async def _shutdown(self) -> None:
         waits: list[Awaitable[Any]] = []
-        for callback in list(self._shutdown_callbacks):
+        for callback in [*self._shutdown_callbacks, *self._late_shutdown_callbacks]:
             try:
                 result = callback()
             except Exception as exc:

@@ -489,7 +489,7 @@ class _SocketRegistry:
     """Per GAplic: the live {fd: gobj} map, the connect attempts under way, and the
     shutdown sequence of its sockets."""
 
-    __slots__ = ("connecting", "gaplic", "map")
+    __slots__ = ("connecting", "gaplic", "map", "owner_closes")
 
     def __init__(self, gaplic: GAplic) -> None:
         self.gaplic = gaplic
@@ -497,7 +497,10 @@ class _SocketRegistry:
         own = getattr(gaplic, "_socket_map", None)
         self.map: dict[int, GObj] = own if isinstance(own, dict) else {}
         self.connecting: dict[GSock, None] = {}
-        gaplic.add_shutdown_callback(self.shutdown)
+        # GSocks whose owner closes them itself when the GAplic stops (an HTTP channel
+        # finishing its response): waited for, aborted only when shutdown_grace is over.
+        self.owner_closes: dict[GSock, None] = {}
+        gaplic.add_shutdown_callback(self.shutdown, late=True)
 
     def shutdown(self) -> Awaitable[None] | None:
         """Stop listeners first, abort connect attempts, then drop every connection
@@ -520,8 +523,10 @@ class _SocketRegistry:
             if gsock._state == "ST_WAIT_CONNECTED":
                 gsock._abort_connect("shutdown")
         socks = [g for g in gobjs if isinstance(g, GSock) and g._transport is not None]
+        owner_closes = self.owner_closes
         for gsock in socks:
-            gsock._close_gracefully("shutdown")
+            if gsock not in owner_closes:
+                gsock._close_gracefully("shutdown")
         if not socks and not tasks:
             return None
         return self._wait_closed(socks, tasks)
@@ -832,6 +837,14 @@ class GSock(GObj, asyncio.Protocol, metaclass=_GSockType):
             self.rxed_bytes += len(data)
             self.broadcast_event(name, gsock=self, data=bytes(data))
 
+    def close_on_shutdown_by_owner(self) -> None:
+        """When the GAplic stops, leave this connection to its owner (which closes it
+        itself, e.g. once the response in flight is sent) instead of dropping it with the
+        other sockets; it is aborted only if still open when ``shutdown_grace`` is over.
+        Call it from the owner's own shutdown callback (sockets close after those)."""
+        if self._transport is not None:
+            self._registry.owner_closes[self] = None
+
     @property
     def spill_fileno(self) -> int | None:
         """The descriptor of the output spill file (None if none); for tests and tools."""
@@ -1047,6 +1060,9 @@ class GSock(GObj, asyncio.Protocol, metaclass=_GSockType):
         self.addr = None
         if transport is None:
             return
+        owner_closes = self._registry.owner_closes
+        if owner_closes:
+            owner_closes.pop(self, None)
         reason = self._close_reason or _reason_of(exc)
         if (
             exc is None

@@ -94,7 +94,6 @@ from typing import Any, Final
 from fsmio.core.event import Event
 from fsmio.core.gconfig import non_negative_int, non_negative_number, port_number, positive_int
 from fsmio.core.gobj import GObj
-from fsmio.gobjs.c_sock import socket_map_of
 from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.protocols.http.c_http_clisrv import GHttpCliSrv, HttpSettings
 
@@ -216,8 +215,8 @@ class GHttpServer(GObj):
         config = self.config
         self.settings = self._make_settings()
         self._subscriber = config.subscriber or self.parent
-        # Before the GServerSock: the GAplic calls shutdown callbacks in order, and the
-        # in-flight responses must be let finish before the sockets are closed.
+        # The GAplic calls the sockets' shutdown after this one, so the in-flight
+        # responses are marked to finish before the other connections are dropped.
         self.gaplic.add_shutdown_callback(self._shutdown)
         self.gserversock = self.create_gobj(
             self.name if self.name else "sock-server",
@@ -314,15 +313,13 @@ class GHttpServer(GObj):
         busy = [channel for channel in list(self._channels) if channel.shutdown()]
         if not busy:
             return None
-        # Keep the GAplic's socket shutdown (the next shutdown callback) away from the
-        # connections still answering: they close themselves after their response, or
-        # are closed at drain_timeout.
-        socket_map = socket_map_of(self.gaplic)
+        # The GAplic's socket shutdown (called after this one) leaves the connections
+        # still answering to us: they close themselves after their response, or are
+        # closed at drain_timeout.
         for channel in busy:
             gsock = channel.gsock
-            fd = getattr(gsock, "_fd", -1)
-            if fd >= 0 and socket_map.get(fd) is gsock:
-                del socket_map[fd]
+            if gsock is not None:
+                gsock.close_on_shutdown_by_owner()
         return self._drain(busy)
 
     async def _drain(self, busy: list[GHttpCliSrv]) -> None:
