@@ -69,6 +69,7 @@ from .protocols.http import (
     HttpResponse,
     HttpSimpleOkResponse,
 )
+from .protocols.websocket import GWebSocket
 from .protocols.wsgi import GWsgiServer, URLMap, parse_path_expression
 from .remote import (
     GRemote,
@@ -109,6 +110,7 @@ __all__ = [
     "GSock",
     "GStdin",
     "GTimer",
+    "GWebSocket",
     "GWsgiServer",
     "HttpErrorResponse",
     "HttpRequest",
