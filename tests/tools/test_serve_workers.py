@@ -141,15 +141,19 @@ def get(port: int, path: str = "/", timeout: float = 10) -> tuple[int, str]:
         conn.close()
 
 
-def pids_answering(port: int, want: set[int], tries: int = 400) -> set[int]:
-    """Fresh connections until every pid of ``want`` answered (at most ``tries``)."""
+def pids_answering(port: int, want: set[int], timeout: float = 30) -> set[int]:
+    """Fresh connections until every pid of ``want`` answered, for at most ``timeout``
+    seconds and 5000 requests (a worker just started may still be importing)."""
     seen: set[int] = set()
-    for _ in range(tries):
+    deadline = time.monotonic() + timeout
+    for _ in range(5000):
         status, body = get(port)
         assert status == 200
         seen.add(int(body))
-        if want <= seen:
+        if want <= seen or time.monotonic() > deadline:
             break
+        if len(seen) < len(want):
+            time.sleep(0.005)
     return seen
 
 
