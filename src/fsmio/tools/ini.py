@@ -430,30 +430,21 @@ def _load(ini: IniFile) -> GAplic:
 
 
 def _run(ini: IniFile, gaplic: GAplic, on_started: Any) -> int:
-    from .runner import _stop_on_signals
+    from .runner import _stop_on_signals, run_to_end
+
+    def setup() -> None:
+        if on_started is not None:
+            on_started(gaplic)
+        gaplic.add_callback(
+            _LOG.info, "fsmio run: GAplic %r running from %s", gaplic.name, ini.path
+        )
 
     with _stop_on_signals(gaplic):
-        try:
-            if on_started is not None:
-                on_started(gaplic)
-            gaplic.add_callback(
-                _LOG.info, "fsmio run: GAplic %r running from %s", gaplic.name, ini.path
-            )
-            try:
-                gaplic.start()
-            except KeyboardInterrupt:
-                logging.getLogger("asyncio").disabled = True
-                print("fsmio run: interrupted", file=sys.stderr, flush=True)
-                return EXIT_INTERRUPTED
-        except BaseException:
-            with contextlib.suppress(Exception):
-                gaplic.stop()
-                gaplic.close()
-            raise
-    gaplic.close()
-    code = getattr(gaplic, "exit_code", 0)
-    code = code if isinstance(code, int) and not isinstance(code, bool) else EXIT_FAILURE
-    _LOG.info("fsmio run: GAplic %r stopped%s", gaplic.name, f", exit code {code}" if code else "")
+        code = run_to_end(gaplic, "fsmio run", setup)
+    if code != EXIT_INTERRUPTED:
+        _LOG.info(
+            "fsmio run: GAplic %r stopped%s", gaplic.name, f", exit code {code}" if code else ""
+        )
     return code
 
 

@@ -755,9 +755,40 @@ def _stop_on_signals(gaplic: GAplic) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _create_and_run(cfg: AppConfig, gaplic: GAplic, on_started: Any) -> int:
+def run_to_end(gaplic: GAplic, label: str, setup: Any = None) -> int:
+    """``setup()`` (if given), then ``gaplic.start()`` until it stops; close it and return
+    its exit code.  The second Ctrl-C leaves at once: exit 130, no traceback.  Anything
+    raised stops and closes the GAplic before it propagates.  (``fsmio run`` with TOML or
+    ini, and ``fsmio serve``.)"""
     try:
-        created: dict[str, GObj] = {}
+        if setup is not None:
+            setup()
+        try:
+            gaplic.start()
+        except KeyboardInterrupt:
+            # The second Ctrl-C: leave at once, without the graceful close.  The
+            # KeyboardInterrupt may land inside any callback, and asyncio could then report
+            # the work it cut off (a task destroyed while pending, with a traceback) when
+            # the interpreter collects it: not news to someone who pressed Ctrl-C twice,
+            # and the process is exiting.
+            logging.getLogger("asyncio").disabled = True
+            print(f"{label}: interrupted", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
+    except BaseException:
+        with contextlib.suppress(Exception):
+            gaplic.stop()
+            gaplic.close()
+        raise
+    gaplic.close()
+    # A gobj says the program failed by setting GAplic.exit_code before stopping it.
+    code = getattr(gaplic, "exit_code", 0)
+    return code if isinstance(code, int) and not isinstance(code, bool) else EXIT_FAILURE
+
+
+def _create_and_run(cfg: AppConfig, gaplic: GAplic, on_started: Any) -> int:
+    created: dict[str, GObj] = {}
+
+    def setup() -> None:
         for spec in cfg.gobjs:
             assert spec.gclass is not None
             parent: GObj = created[spec.parent] if spec.parent else gaplic
@@ -782,26 +813,10 @@ def _create_and_run(cfg: AppConfig, gaplic: GAplic, on_started: Any) -> int:
             len(created),
             cfg.path,
         )
-        try:
-            gaplic.start()
-        except KeyboardInterrupt:
-            # The second Ctrl-C: leave at once, without the graceful close.  The
-            # KeyboardInterrupt may land inside any callback, and asyncio could then report
-            # the work it cut off (a task destroyed while pending, with a traceback) when
-            # the interpreter collects it: not news to someone who pressed Ctrl-C twice,
-            # and the process is exiting.
-            logging.getLogger("asyncio").disabled = True
-            print("fsmio run: interrupted", file=sys.stderr, flush=True)
-            return EXIT_INTERRUPTED
-    except BaseException:
-        with contextlib.suppress(Exception):
-            gaplic.stop()
-            gaplic.close()
-        raise
-    gaplic.close()
-    # A gobj says the program failed by setting GAplic.exit_code before stopping it.
-    code = getattr(gaplic, "exit_code", 0)
-    code = code if isinstance(code, int) and not isinstance(code, bool) else EXIT_FAILURE
+
+    code = run_to_end(gaplic, "fsmio run", setup)
+    if code == EXIT_INTERRUPTED:
+        return code
     if code:
         _LOG.info("fsmio run: GAplic %r stopped, exit code %d", gaplic.name, code)
     else:

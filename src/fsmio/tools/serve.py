@@ -48,7 +48,7 @@ from fsmio.aplic.gaplic import GAplic
 from fsmio.core.errors import FsmioError
 
 from . import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, ToolError
-from .runner import AppConfig, _log_level, _stop_on_signals, logging_setup
+from .runner import AppConfig, _log_level, _stop_on_signals, logging_setup, run_to_end
 
 __all__ = ["INTERFACES", "serve", "serve_workers"]
 
@@ -224,7 +224,7 @@ def _run(
         if on_started is not None:
             on_started(gaplic, server)
 
-    try:
+    def setup() -> None:
         try:
             if interface == "asgi":
                 from fsmio.protocols.asgi.c_asgi_server import GAsgiServer
@@ -260,19 +260,9 @@ def _run(
         except (FsmioError, ValueError) as exc:
             raise ToolError(str(exc)) from None
         holder.append(server)
-        try:
-            gaplic.start()
-        except KeyboardInterrupt:
-            logging.getLogger("asyncio").disabled = True
-            print("fsmio serve: interrupted", file=sys.stderr, flush=True)
-            return EXIT_INTERRUPTED
-    except BaseException:
-        with contextlib.suppress(Exception):
-            gaplic.stop()
-            gaplic.close()
-        raise
-    gaplic.close()
-    code = gaplic.exit_code
-    code = code if isinstance(code, int) and not isinstance(code, bool) else EXIT_FAILURE
+
+    code = run_to_end(gaplic, "fsmio serve", setup)
+    if code == EXIT_INTERRUPTED:
+        return code
     _LOG.info("fsmio serve: stopped%s", f", exit code {code}" if code else "")
     return code
