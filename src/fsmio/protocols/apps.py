@@ -21,7 +21,7 @@ from typing import Any
 
 from fsmio.core import registry
 
-__all__ = ["AppNotFound", "is_asgi_app", "load_application"]
+__all__ = ["AppNotFound", "is_asgi_app", "load_application", "mount_point"]
 
 
 class AppNotFound(LookupError):
@@ -85,3 +85,12 @@ def is_asgi_app(app: Any) -> bool:
         return True
     call = getattr(app, "__call__", None)  # noqa: B004 - the method itself is inspected
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+def mount_point(value: Any) -> str:
+    """The GConfig validator of a mount point (ASGI ``root_path``, WSGI ``SCRIPT_NAME``):
+    '' or a path starting with '/', without a trailing one."""
+    text = str(value or "").rstrip("/")
+    if text and not text.startswith("/"):
+        raise ValueError(f"a path starting with '/' (or ''), not {value!r}")
+    return text

@@ -75,7 +75,7 @@ from typing import Any, Final
 from fsmio.core.event import Event
 from fsmio.core.gconfig import add_gconfig
 from fsmio.core.gobj import GObj
-from fsmio.protocols.apps import AppNotFound, load_application
+from fsmio.protocols.apps import AppNotFound, load_application, mount_point
 from fsmio.protocols.http.c_http_server import GHTTPSERVER_GCONFIG, GHttpServer
 
 from .lifespan import LIFESPAN_MODES, Lifespan
@@ -105,13 +105,6 @@ def _lifespan_mode(value: Any) -> str:
     return text
 
 
-def _root_path(value: Any) -> str:
-    text = str(value or "").rstrip("/")
-    if text and not text.startswith("/"):
-        raise ValueError(f"a path starting with '/' (or ''), not {value!r}")
-    return text
-
-
 GASGISERVER_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
     GHTTPSERVER_GCONFIG,
     {
@@ -123,7 +116,7 @@ GASGISERVER_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
             "ASGI 3 application: a callable, a set_global_app name, or 'module:attr'.",
         ],
         "lifespan": [str, "auto", 0, _lifespan_mode, "Lifespan scope: auto, on or off."],
-        "root_path": [str, "", 0, _root_path, "ASGI root_path (mount point)."],
+        "root_path": [str, "", 0, mount_point, "ASGI root_path (mount point)."],
         "ready_callback": [None, None, 0, None, "Called on the loop once the server serves."],
     },
 )

@@ -89,7 +89,7 @@ from typing import IO, Any, Final
 from fsmio.core.event import Event, new_event
 from fsmio.core.gconfig import add_gconfig, non_negative_int, positive_int
 from fsmio.core.gobj import GObj
-from fsmio.protocols.apps import AppNotFound, load_application
+from fsmio.protocols.apps import AppNotFound, load_application, mount_point
 from fsmio.protocols.http.c_http_server import GHTTPSERVER_GCONFIG, GHttpServer
 
 from .gateway import WsgiExchange, build_environ
@@ -103,13 +103,6 @@ _LOG = logging.getLogger("fsmio")
 # ----------------------------------------------------------------------------------------
 #   Config
 # ----------------------------------------------------------------------------------------
-def _script_name(value: Any) -> str:
-    text = str(value or "").rstrip("/")
-    if text and not text.startswith("/"):
-        raise ValueError(f"a path starting with '/' (or ''), not {value!r}")
-    return text
-
-
 GWSGISERVER_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
     GHTTPSERVER_GCONFIG,
     {
@@ -135,7 +128,7 @@ GWSGISERVER_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
             positive_int,
             "Response bytes a worker may hand over ahead of the client.",
         ],
-        "script_name": [str, "", 0, _script_name, "SCRIPT_NAME (mount point) of every request."],
+        "script_name": [str, "", 0, mount_point, "SCRIPT_NAME (mount point) of every request."],
         "ready_callback": [None, None, 0, None, "Called on the loop once the server serves."],
     },
 )
