@@ -14,7 +14,6 @@ on stderr, exit 1.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from typing import Any
@@ -22,6 +21,8 @@ from typing import Any
 from fsmio.aplic.gaplic import GAplic
 from fsmio.core.errors import GConfigValidateError
 from fsmio.protocols.asgi.c_asgi_server import GAsgiServer
+
+from ._cli import interruptible, server_parser, setup_logging
 
 _LOG = logging.getLogger("fsmio.asgi_demo")
 
@@ -105,17 +106,10 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"Not Found\n"})
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
-    parser.add_argument("--log-level", default="INFO", help="logging level (stderr)")
+def _main(argv: list[str] | None) -> int:
+    parser = server_parser(__doc__)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     with GAplic("asgi_demo") as gaplic:
         holder: list[GAsgiServer] = []
 
@@ -140,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         holder.append(server)
         gaplic.start()
         return gaplic.exit_code
+
+
+main = interruptible("asgi_demo", _main)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ like ``fsmio run``.  A port in use or bad TLS files: a one-line error on stderr,
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
@@ -27,7 +26,8 @@ from fsmio.core.event import Event
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.gobjs.c_timer import GTimer
-from fsmio.tools import EXIT_INTERRUPTED
+
+from ._cli import interruptible, server_parser, setup_logging
 
 _LOG = logging.getLogger("fsmio.echo_server")
 
@@ -125,31 +125,13 @@ class Echo(GObj):
         return host, int(self.server.config.port)
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        # The second Ctrl-C: out at once, as `fsmio run` does (see tools/runner.py): the
-        # work it cut off is not news, so asyncio is not let to report it on the way out.
-        logging.getLogger("asyncio").disabled = True
-        print("echo_server: interrupted", file=sys.stderr, flush=True)
-        return EXIT_INTERRUPTED
-
-
 def _main(argv: list[str] | None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
+    parser = server_parser(__doc__)
     parser.add_argument("--tls-cert", help="PEM certificate chain (enables TLS)")
     parser.add_argument("--tls-key", help="PEM private key (default: inside --tls-cert)")
     parser.add_argument("--max-seconds", type=float, default=-1, help="stop after S seconds")
-    parser.add_argument("--log-level", default="INFO", help="logging level (stderr)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     ssl_options: dict[str, Any] = {}
     if args.tls_cert:
         ssl_options["certfile"] = args.tls_cert
@@ -191,6 +173,9 @@ def _main(argv: list[str] | None) -> int:
             echo.bytes,
         )
     return 0
+
+
+main = interruptible("echo_server", _main)
 
 
 if __name__ == "__main__":

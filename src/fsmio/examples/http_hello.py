@@ -13,7 +13,6 @@ stderr.  Stops on SIGTERM or SIGINT (in-flight responses finish), or after
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from typing import Any
@@ -24,6 +23,8 @@ from fsmio.core.event import Event
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_timer import GTimer
 from fsmio.protocols.http.c_http_server import GHttpServer
+
+from ._cli import interruptible, server_parser, setup_logging
 
 _LOG = logging.getLogger("fsmio.http_hello")
 
@@ -96,18 +97,11 @@ class Hello(GObj):
         return host, int(self.server.config.port)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
+def _main(argv: list[str] | None) -> int:
+    parser = server_parser(__doc__)
     parser.add_argument("--max-seconds", type=float, default=-1, help="stop after S seconds")
-    parser.add_argument("--log-level", default="INFO", help="logging level (stderr)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     with GAplic("http_hello") as gaplic:
         try:
             hello: Hello = gaplic.create_gobj(
@@ -125,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         gaplic.add_callback(announce)
         gaplic.start()
     return 0
+
+
+main = interruptible("http_hello", _main)
 
 
 if __name__ == "__main__":

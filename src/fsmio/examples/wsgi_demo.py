@@ -12,7 +12,6 @@ use: a one-line error on stderr, exit 1.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +20,8 @@ from typing import Any
 from fsmio.aplic.gaplic import GAplic
 from fsmio.core.errors import GConfigValidateError
 from fsmio.protocols.wsgi.c_wsgi_server import GWsgiServer
+
+from ._cli import interruptible, server_parser, setup_logging
 
 _LOG = logging.getLogger("fsmio.wsgi_demo")
 
@@ -51,18 +52,11 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     return [b"Not Found\n"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
+def _main(argv: list[str] | None) -> int:
+    parser = server_parser(__doc__)
     parser.add_argument("--threads", type=int, default=8, help="worker threads")
-    parser.add_argument("--log-level", default="INFO", help="logging level (stderr)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     with GAplic("wsgi_demo") as gaplic:
         holder: list[GWsgiServer] = []
 
@@ -88,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         holder.append(server)
         gaplic.start()
     return 0
+
+
+main = interruptible("wsgi_demo", _main)
 
 
 if __name__ == "__main__":
