@@ -96,6 +96,7 @@ from fsmio.core.gconfig import non_negative_int, non_negative_number, port_numbe
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.protocols.http.c_http_clisrv import GHttpCliSrv, HttpSettings
+from fsmio.protocols.websocket.c_websocket import GWebSocket
 
 __all__ = ["GHTTPSERVER_FSM", "GHTTPSERVER_GCONFIG", "GHttpServer"]
 
@@ -134,6 +135,7 @@ GHTTPSERVER_GCONFIG: Final[dict[str, list[Any]]] = {
     "inbuf_overflow": [int, 524288, 0, None, "ginsfsm's; unused."],
     "origins": [None, None, 0, None, "ginsfsm's (never implemented); unused."],
     "n_channels": [int, 0, 0, None, "Stats: open channels."],
+    "n_websockets": [int, 0, 0, None, "Stats: open WebSockets (EV_HTTP_ACCEPT_WEBSOCKET)."],
     "max_request_line": [int, 8192, 0, positive_int, "Request-target limit -> 414."],
     "max_headers": [int, 100, 0, positive_int, "Header field count limit -> 431."],
     "max_pipeline": [int, 16, 0, positive_int, "Requests read ahead before reading pauses."],
@@ -162,6 +164,21 @@ def ac_destroy_channel(self: GHttpServer, event: Event) -> None:
         GObj.destroy_gobj(channel)
 
 
+def ac_websocket_closed(self: GHttpServer, event: Event) -> None:
+    ws = event.__dict__.get("ws") or event.source[-1]
+    self._websockets.pop(ws, None)
+    self.write_parameters(n_websockets=len(self._websockets))
+    if not self._destroyed:
+        # Through the queue: its subscriber gets EV_ON_CLOSE before it goes.
+        self.post_event(self, "EV_DESTROY_WEBSOCKET", ws=ws)
+
+
+def ac_destroy_websocket(self: GHttpServer, event: Event) -> None:
+    ws = event.__dict__["ws"]
+    if not ws._destroyed:
+        GObj.destroy_gobj(ws)
+
+
 def ac_stop_listening(self: GHttpServer, event: Event) -> None:
     if self.gserversock is not None:
         self.gserversock.stop_listening()
@@ -181,6 +198,8 @@ GHTTPSERVER_FSM: Final[dict[str, Any]] = {
         "EV_DISCONNECTED: bottom input",
         "EV_RX_DATA: bottom input",
         "EV_DESTROY_CHANNEL: bottom input",
+        "EV_ON_CLOSE: bottom input",
+        "EV_DESTROY_WEBSOCKET: bottom input",
     ),
     "state_list": ("ST_IDLE",),
     "machine": {
@@ -191,6 +210,8 @@ GHTTPSERVER_FSM: Final[dict[str, Any]] = {
             ("EV_DISCONNECTED", ac_ignore, None),
             ("EV_RX_DATA", ac_ignore, None),
             ("EV_DESTROY_CHANNEL", ac_destroy_channel, None),
+            ("EV_ON_CLOSE", ac_websocket_closed, None),
+            ("EV_DESTROY_WEBSOCKET", ac_destroy_websocket, None),
         ),
     },
 }
@@ -208,6 +229,7 @@ class GHttpServer(GObj):
         self.settings = HttpSettings()
         self._n_channel = 0
         self._channels: dict[GHttpCliSrv, None] = {}
+        self._websockets: dict[GWebSocket, None] = {}
         self._subscriber: Any = None
         self._stopping = False
 
@@ -272,6 +294,18 @@ class GHttpServer(GObj):
         """The open channels."""
         return list(self._channels)
 
+    def get_websockets(self) -> list[GWebSocket]:
+        """The WebSockets made by ``EV_HTTP_ACCEPT_WEBSOCKET`` and not yet closed."""
+        return list(self._websockets)
+
+    def _websocket_made(self, ws: GWebSocket) -> None:
+        if ws.get_current_state() == "ST_CLOSED":
+            self.post_event(self, "EV_DESTROY_WEBSOCKET", ws=ws)
+            return
+        self._websockets[ws] = None
+        self.write_parameters(n_websockets=len(self._websockets))
+        ws.subscribe_event("EV_ON_CLOSE", self)
+
     # ------------------------------------------------------------------------------------
     #   Channels
     # ------------------------------------------------------------------------------------
@@ -310,6 +344,10 @@ class GHttpServer(GObj):
         self._stopping = True
         if self.gserversock is not None:
             self.gserversock.stop_listening()
+        for ws in list(self._websockets):
+            if ws.get_current_state() == "ST_OPEN":
+                # 1001 "going away" (RFC 6455 §7.4.1) rather than a bare TCP close.
+                self.send_event(ws, "EV_CLOSE", code=1001, reason="server shutdown")
         busy = [channel for channel in list(self._channels) if channel.shutdown()]
         if not busy:
             return None
