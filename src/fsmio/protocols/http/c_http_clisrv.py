@@ -106,7 +106,6 @@ from fsmio.core.gconfig import FLAG_DIRECT_ATTR
 from fsmio.core.gobj import GObj
 from fsmio.protocols.http.parser import HttpError, RequestParser
 from fsmio.protocols.http.request import HttpRequest
-from fsmio.protocols.websocket.c_websocket import GWebSocket
 from fsmio.protocols.http.response import (
     FRAMING_CHUNKED,
     FRAMING_CLOSE,
@@ -117,6 +116,7 @@ from fsmio.protocols.http.response import (
     encode_head,
     server_header,
 )
+from fsmio.protocols.websocket.c_websocket import GWebSocket
 
 if TYPE_CHECKING:
     from fsmio.aplic.gaplic import TimerHandle
@@ -283,7 +283,6 @@ def ac_accept_websocket(self: GHttpCliSrv, event: Event) -> GWebSocket | None:
 
 def ac_refuse_websocket(self: GHttpCliSrv, event: Event) -> None:
     self._late(event.__dict__.get("request"), "EV_HTTP_ACCEPT_WEBSOCKET")
-    return None
 
 
 def ac_read_body(self: GHttpCliSrv, event: Event) -> int:
@@ -731,7 +730,7 @@ class GHttpCliSrv(GObj):
             if "subprotocols" in ws_config:
                 raise ValueError("give either subprotocol or subprotocols, not both")
             if not isinstance(subprotocol, str) or not subprotocol:
-                raise ValueError(f"subprotocol must be a non-empty str or None, not {subprotocol!r}")
+                raise ValueError(f"subprotocol: a non-empty str or None, not {subprotocol!r}")
             ws_config["subprotocols"] = [subprotocol]
         extra = list(ws_config.pop("extra_headers", ()))
         for item in headers.items() if isinstance(headers, dict) else headers:
