@@ -37,6 +37,8 @@ inbuf_overflow                 int    524288      ginsfsm's; accepted, unused (b
                                                   ``max_buffered_body`` are streamed).
 origins                        None   None        ginsfsm's (never implemented); unused.
 n_channels                     int    0           Written: open channels.
+n_websockets                   int    0           Written: open WebSockets made by
+                                                  ``EV_HTTP_ACCEPT_WEBSOCKET``.
 max_request_line               int    8192        Request-target limit (bytes) -> 414.
 max_headers                    int    100         Header field count limit -> 431.
 max_pipeline                   int    16          Requests read ahead on one connection
@@ -68,7 +70,10 @@ Output events: none of its own; the channels' (``EV_HTTP_CHANNEL_OPENED``,
 ``EV_TRANSMIT_READY``) go to the subscriber (see ``GHttpCliSrv``).
 
 Bottom events: ``EV_CONNECTED`` from each accepted GSock (the channel is created and
-subscribed to the GSock in its place), ``EV_DESTROY_CHANNEL`` (posted to itself).
+subscribed to the GSock in its place), ``EV_DESTROY_CHANNEL`` (posted to itself),
+``EV_ON_CLOSE`` from the GWebSockets its channels made (``EV_HTTP_ACCEPT_WEBSOCKET``:
+they are this server's children) and ``EV_DESTROY_WEBSOCKET`` (posted to itself: each is
+destroyed after its subscriber got ``EV_ON_CLOSE``).
 
 Theory of operation
 -------------------
@@ -76,7 +81,8 @@ The settings every channel needs are gathered once in an ``HttpSettings`` object
 all channels share (a channel has no config of its own beyond its GSock and subscriber:
 memory per connection is a goal).  Graceful shutdown: when the GAplic stops, the server
 stops listening, closes idle connections at once, lets the ones with a request in flight
-finish that response (``Connection: close``) within ``drain_timeout``, and drops the rest.
+finish that response (``Connection: close``) within ``drain_timeout``, and drops the rest;
+open WebSockets get a close frame 1001 (going away).
 
 Differences from ginsfsm: channels are destroyed by the server directly told by the
 channel (no hard subscription); ``identity`` is honoured (ginsfsm always sent
