@@ -191,14 +191,15 @@ def _parse(data: Any) -> tuple[str, str] | None:
 
 def _same_origin(request: Any) -> bool:
     """A browser's upgrade comes from this server's own page (its Origin is our Host)."""
-    origin = request.get_header(b"origin")
+    origin: bytes | None = request.get_header(b"origin")
     if origin is None:
         return True  # not a browser: no cross-site page can be behind it
-    host = request.get_header(b"host", b"")
+    host: bytes = request.get_header(b"host", b"")
     try:
-        return urlsplit(origin.decode("latin-1")).netloc.lower() == host.decode("latin-1").lower()
+        netloc = urlsplit(origin.decode("latin-1")).netloc
     except ValueError:
         return False
+    return netloc.lower() == host.decode("latin-1").lower()
 
 
 def _csp_hash(html: str, tag: str) -> str:
