@@ -173,6 +173,9 @@ async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/bad-accept":
         await send({"type": "websocket.accept", "subprotocol": 5})
         return
+    if path == "/bad-header":
+        await send({"type": "websocket.accept", "headers": [(b"x-a", b"1\r\nx-b: 2")]})
+        return
     await send({"type": "websocket.accept"})
     if path == "/slow":
         # Reads nothing until told: the client's messages wait in the GWebSocket / kernel.
@@ -235,7 +238,9 @@ def test_no_accept_is_an_http_error(path: str, status: int) -> None:
 def test_bad_accept_message_is_a_500(caplog: pytest.LogCaptureFixture) -> None:
     with serving(GAsgiServer, application=raw_app, lifespan="off") as srv:
         assert _status_of(f"ws://127.0.0.1:{srv.port}/bad-accept") == 500
+        assert _status_of(f"ws://127.0.0.1:{srv.port}/bad-header") == 500
     assert "'subprotocol' must be a str" in caplog.text
+    assert "CR, LF or NUL" in caplog.text
 
 
 def test_returning_open_closes_1000_and_send_after_close_raises() -> None:

@@ -275,7 +275,6 @@ class WebSocketCycle:
                 f"websocket.accept: 'subprotocol' must be a str or None, not {subprotocol!r}"
             )
         headers = _as_header_pairs(message.get("headers", ()), "websocket.accept")
-        self.accepted = True
         server = self.server
         channel = self.channel
         server._accepting = self
@@ -291,6 +290,9 @@ class WebSocketCycle:
             )
         finally:
             server._accepting = None
+        # Only now: a GWebSocket parameter refused (a bad header...) raised above, and the
+        # request can still be answered with a 500.
+        self.accepted = True
         if ws is None:  # the channel closed meanwhile
             self.disconnect()
             return
