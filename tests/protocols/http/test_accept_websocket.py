@@ -103,6 +103,7 @@ def test_accept_makes_a_websocket_owned_by_the_server(gaplic: GAplic) -> None:
     drive(gaplic, lambda: bool(app.closes) and not server.get_websockets())
     ws = app.made[0]
     assert ws.parent is server  # made by the HTTP layer...
+    assert [sub.subscriber for sub in ws.get_subscriptions()] == [app]  # the fast path
     drive(gaplic, lambda: ws._destroyed)  # ...and destroyed by it after EV_ON_CLOSE
     assert app.opens[0]["subprotocol"] == "chat.v1"
     assert app.opens[0]["path"] == "/ws"

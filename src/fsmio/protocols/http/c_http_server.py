@@ -71,9 +71,9 @@ Output events: none of its own; the channels' (``EV_HTTP_CHANNEL_OPENED``,
 
 Bottom events: ``EV_CONNECTED`` from each accepted GSock (the channel is created and
 subscribed to the GSock in its place), ``EV_DESTROY_CHANNEL`` (posted to itself),
-``EV_ON_CLOSE`` from the GWebSockets its channels made (``EV_HTTP_ACCEPT_WEBSOCKET``:
-they are this server's children) and ``EV_DESTROY_WEBSOCKET`` (posted to itself: each is
-destroyed after its subscriber got ``EV_ON_CLOSE``).
+``EV_DESTROY_WEBSOCKET`` (posted to itself: a GWebSocket its channels made with
+``EV_HTTP_ACCEPT_WEBSOCKET`` is this server's child, destroyed after its subscriber got
+``EV_ON_CLOSE``; the GWebSocket's ``closed_callback`` tells the server).
 
 Theory of operation
 -------------------
@@ -170,15 +170,6 @@ def ac_destroy_channel(self: GHttpServer, event: Event) -> None:
         GObj.destroy_gobj(channel)
 
 
-def ac_websocket_closed(self: GHttpServer, event: Event) -> None:
-    ws = event.__dict__.get("ws") or event.source[-1]
-    self._websockets.pop(ws, None)
-    self.write_parameters(n_websockets=len(self._websockets))
-    if not self._destroyed:
-        # Through the queue: its subscriber gets EV_ON_CLOSE before it goes.
-        self.post_event(self, "EV_DESTROY_WEBSOCKET", ws=ws)
-
-
 def ac_destroy_websocket(self: GHttpServer, event: Event) -> None:
     ws = event.__dict__["ws"]
     if not ws._destroyed:
@@ -204,7 +195,6 @@ GHTTPSERVER_FSM: Final[dict[str, Any]] = {
         "EV_DISCONNECTED: bottom input",
         "EV_RX_DATA: bottom input",
         "EV_DESTROY_CHANNEL: bottom input",
-        "EV_ON_CLOSE: bottom input",
         "EV_DESTROY_WEBSOCKET: bottom input",
     ),
     "state_list": ("ST_IDLE",),
@@ -216,7 +206,6 @@ GHTTPSERVER_FSM: Final[dict[str, Any]] = {
             ("EV_DISCONNECTED", ac_ignore, None),
             ("EV_RX_DATA", ac_ignore, None),
             ("EV_DESTROY_CHANNEL", ac_destroy_channel, None),
-            ("EV_ON_CLOSE", ac_websocket_closed, None),
             ("EV_DESTROY_WEBSOCKET", ac_destroy_websocket, None),
         ),
     },
@@ -310,7 +299,17 @@ class GHttpServer(GObj):
             return
         self._websockets[ws] = None
         self.write_parameters(n_websockets=len(self._websockets))
-        ws.subscribe_event("EV_ON_CLOSE", self)
+        ws.closed_callback = self._websocket_closed
+
+    def _websocket_closed(self, ws: GWebSocket) -> None:
+        """``ws`` sent its EV_ON_CLOSE (its ``closed_callback``)."""
+        ws.closed_callback = None
+        if ws in self._websockets:
+            del self._websockets[ws]
+            self.write_parameters(n_websockets=len(self._websockets))
+        if not self._destroyed:
+            # Through the queue: not from inside the GWebSocket's own action.
+            self.post_event(self, "EV_DESTROY_WEBSOCKET", ws=ws)
 
     # ------------------------------------------------------------------------------------
     #   Channels

@@ -176,7 +176,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from websockets.client import ClientProtocol
@@ -717,6 +717,7 @@ class GWebSocket(GObj):
         "_stop_after_close",
         "_timer",
         "_unacked",
+        "closed_callback",
     )
 
     def __init__(self) -> None:
@@ -739,6 +740,10 @@ class GWebSocket(GObj):
         self._handshake_error = ""
         self._stop_after_close = False
         self._refused_logged = False
+        #: Called with this GWebSocket after each EV_ON_CLOSE: how the gobj that made it
+        #: (a GHttpServer) learns it may destroy it, without being a second subscriber
+        #: (one subscriber keeps every broadcast on the fast path).
+        self.closed_callback: Callable[[GWebSocket], None] | None = None
 
     # ------------------------------------------------------------------------------------
     #   Life cycle
@@ -1151,7 +1156,12 @@ class GWebSocket(GObj):
             return
         self._closed_emitted = True
         self._opened = False
-        self.broadcast_event("EV_ON_CLOSE", ws=self, code=code, reason=reason, clean=clean)
+        try:
+            self.broadcast_event("EV_ON_CLOSE", ws=self, code=code, reason=reason, clean=clean)
+        finally:
+            callback = self.closed_callback
+            if callback is not None:
+                callback(self)
 
     def _set_timer(self, seconds: float | None) -> None:
         timer = self._timer
