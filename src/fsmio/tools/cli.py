@@ -192,6 +192,15 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--lifespan", choices=("auto", "on", "off"), default="auto", help="ASGI lifespan"
     )
     serve.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N worker processes sharing the port (SO_REUSEPORT), supervised: "
+        "restarted when they die; prints READY HOST PORT once all serve",
+    )
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
@@ -279,8 +288,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .serve import serve, serve_workers
 
+    if args.workers is not None:
+        return serve_workers(args)
     return serve(
         args.app,
         host=args.host,
@@ -292,6 +303,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         root_path=args.root_path,
         lifespan=args.lifespan,
         threads=args.threads,
+        worker_index=args.worker_index,
+        ready_fd=args.ready_fd,
     )
 
 

@@ -5,6 +5,7 @@
     fsmio serve myproject.main:app --host 127.0.0.1 --port 8000
         [--interface auto|asgi|wsgi] [--ssl-certfile CERT --ssl-keyfile KEY]
         [--log-level info] [--root-path /api] [--lifespan auto|on|off] [--threads 8]
+        [--workers N]
 
 The application is imported from ``module:attr`` (the current directory is on
 ``sys.path``, as uvicorn's ``--app-dir .``), or is a name registered with
@@ -18,6 +19,15 @@ Once serving (for ASGI: after the lifespan start-up), one line goes to standard 
 gracefully (requests in flight get the GAplic's ``shutdown_grace``; a second SIGINT exits
 at once).
 
+``--workers N`` starts N worker processes, each a whole ``fsmio serve`` (its own loop,
+its own ASGI lifespan), listening on the same port with ``SO_REUSEPORT``, supervised by
+``fsmio.tools.supervisor.Supervisor`` exactly as ``fsmio run --workers``: restarted with
+back-off when one dies, SIGTERM (or a first SIGINT) stops all gracefully, a second SIGINT
+kills them (exit 130).  The supervisor binds the port first (``reserve_port``), so
+``--port 0`` is one free port for every worker, and prints ``READY HOST PORT`` on standard
+output once every worker serves.  A worker that fails to start (exit 1, 2 or 3) before
+then stops the whole command with its exit code.
+
 Exit codes: 0 after a graceful stop; 1 when it cannot start (port in use, bad TLS files);
 2 bad input (the command line, an application that cannot be found); 3 the application's
 lifespan start-up failed (uvicorn's code for it); 130 a second Ctrl-C.
@@ -25,9 +35,11 @@ lifespan start-up failed (uvicorn's code for it); 130 a second Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import errno
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,10 +47,10 @@ from typing import Any
 from fsmio.aplic.gaplic import GAplic
 from fsmio.core.errors import FsmioError
 
-from . import EXIT_FAILURE, EXIT_INTERRUPTED, ToolError
+from . import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, ToolError
 from .runner import AppConfig, _log_level, _stop_on_signals, logging_setup
 
-__all__ = ["INTERFACES", "serve"]
+__all__ = ["INTERFACES", "serve", "serve_workers"]
 
 _LOG = logging.getLogger("fsmio")
 
@@ -71,10 +83,14 @@ def serve(
     threads: int = 8,
     out: Any = None,
     on_started: Any = None,
+    worker_index: int | None = None,
+    ready_fd: int | None = None,
 ) -> int:
     """``fsmio serve``: run until stopped; return the exit code.
 
     ``on_started(gaplic, server)`` (for tests) is called once the server serves.
+    ``worker_index`` (set by ``--workers``' supervisor): listen with ``SO_REUSEPORT`` and,
+    once serving, write ``"<index>\\n"`` to ``ready_fd``.
     """
     if interface not in INTERFACES:
         raise ToolError(f"--interface: expected one of {', '.join(INTERFACES)}, not {interface!r}")
@@ -97,23 +113,87 @@ def serve(
             ssl_options["keyfile"] = ssl_keyfile
     scheme = "https" if ssl_options else "http"
     stream = out if out is not None else sys.stdout
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "ssl_options": ssl_options,
+        "url_scheme": scheme,
+    }
+    name = "fsmio-serve"
+    if worker_index is not None:
+        name = f"fsmio-serve-w{worker_index}"
+        common["sock_options"] = {"reuse_port": True}
+        on_started = _report_ready(worker_index, ready_fd, on_started)
 
-    cfg = AppConfig(path=Path(target), text="", name="fsmio-serve", log_level=level)
+    cfg = AppConfig(path=Path(target), text="", name=name, log_level=level)
     with logging_setup(cfg, [], None):
-        gaplic = GAplic("fsmio-serve")
+        gaplic = GAplic(name)
         with _stop_on_signals(gaplic):
             return _run(
                 gaplic,
                 app,
                 target,
                 interface,
-                {"host": host, "port": port, "ssl_options": ssl_options, "url_scheme": scheme},
+                common,
                 root_path=root_path,
                 lifespan=lifespan,
                 threads=threads,
                 stream=stream,
                 on_started=on_started,
             )
+
+
+def _report_ready(index: int, ready_fd: int | None, then: Any) -> Any:
+    def on_started(gaplic: GAplic, server: Any) -> None:
+        if ready_fd is not None:
+            # A supervisor that is gone is not this worker's problem: it gets SIGTERM.
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, f"{index}\n".encode())
+                os.close(ready_fd)
+        if then is not None:
+            then(gaplic, server)
+
+    return on_started
+
+
+def serve_workers(args: argparse.Namespace) -> int:
+    """``fsmio serve APP --workers N``: check once, hold the port, supervise N workers."""
+    from .supervisor import Supervisor, reserve_port
+
+    if args.workers < 1:
+        raise ToolError(f"--workers must be 1 or more, not {args.workers}", EXIT_BAD_INPUT)
+    if args.threads < 1:
+        raise ToolError(f"--threads: expected a number >= 1, not {args.threads}")
+    if not 0 <= args.port <= 65535:
+        raise ToolError(f"--port: expected 0 to 65535, not {args.port}")
+    if args.ssl_keyfile and not args.ssl_certfile:
+        raise ToolError("--ssl-keyfile needs --ssl-certfile")
+    # A missing application is bad input reported once, here, not by N workers.
+    _load(args.app)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=_log_level(args.log_level or "INFO"),
+            format="%(asctime)s %(levelname)-7s %(message)s",
+            datefmt="%Y-%m-%d %H:%M:%S",
+        )
+    holder = reserve_port(args.host, args.port)
+    with holder:
+        port = int(holder.getsockname()[1])
+        command = [sys.executable, "-m", "fsmio", "serve", args.app]
+        command += ["--host", args.host, "--port", str(port), "--interface", args.interface]
+        command += ["--root-path", args.root_path, "--lifespan", args.lifespan]
+        command += ["--threads", str(args.threads)]
+        if args.log_level:
+            command += ["--log-level", args.log_level]
+        if args.ssl_certfile:
+            command += ["--ssl-certfile", args.ssl_certfile]
+        if args.ssl_keyfile:
+            command += ["--ssl-keyfile", args.ssl_keyfile]
+
+        def ready() -> None:
+            print(f"READY {args.host} {port}", flush=True)
+
+        return Supervisor(command, args.workers, label="fsmio serve", on_ready=ready).run()
 
 
 def _run(
