@@ -130,12 +130,15 @@ A server GWebSocket does the opening handshake in one of two ways:
 
     ``start_up`` checks the request and writes the 101 response (or the rejection: 400,
     403, 405, 426 with ``Sec-WebSocket-Version: 13``, 505, then the connection closes);
-    the leftover bytes are then read as WebSocket frames.
+    the leftover bytes are then read as WebSocket frames.  ``GHttpServer``'s
+    ``EV_HTTP_ACCEPT_WEBSOCKET`` input does all of this (and owns the GWebSocket).
 
 In both cases the GWebSocket makes itself the GSock's only subscriber (``hand_over``).  A
 server's GSock stays the child of its GServerSock (which destroys it after
 ``EV_DISCONNECTED``); the GWebSocket is destroyed by whoever created it, after
-``EV_ON_CLOSE`` (destroying it earlier drops the connection).
+``EV_ON_CLOSE`` (destroying it earlier drops the connection); its ``closed_callback``
+attribute (None, or a callable given the GWebSocket after each ``EV_ON_CLOSE``) tells a
+creator that is not its subscriber.
 
 Theory of operation
 -------------------
