@@ -200,6 +200,13 @@ async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         except OSError as exc:
             RAW["send_error"] = type(exc).__name__
         return
+    if path == "/flood":
+        RAW["sent"] = 0
+        for n in range(RAW["n_flood"]):
+            await send({"type": "websocket.send", "bytes": n.to_bytes(4, "big") * 16384})
+            RAW["sent"] = n + 1
+        await send({"type": "websocket.close", "code": 1000})
+        return
     if path == "/return-open":
         await send({"type": "websocket.send", "bytes": b"bye"})
         return  # open: the server closes 1000
@@ -306,3 +313,24 @@ def test_a_slow_application_bounds_what_is_buffered() -> None:
             thread.join(10)
         wait_until(lambda: "count" in RAW, 10)
     assert RAW["count"] == n_messages
+
+
+@pytest.mark.slow
+def test_a_client_that_does_not_read_slows_the_sender() -> None:
+    """``websocket.send`` waits while the connection has output waiting: an application
+    sending 25 MiB to a client that reads nothing is held back, not buffered."""
+    RAW.clear()
+    RAW["n_flood"] = n = 400  # 64 KiB each
+    with (
+        serving(GAsgiServer, application=raw_app, lifespan="off") as srv,
+        connect(f"ws://127.0.0.1:{srv.port}/flood", open_timeout=10, max_size=None) as ws,
+    ):
+        wait_until(lambda: RAW.get("sent", 0) > 0, 10)
+        time_to_fill = 1.0
+        threading.Event().wait(time_to_fill)
+        assert RAW["sent"] < n, "everything was sent although the client read nothing"
+        for k in range(n):
+            assert ws.recv(timeout=30) == k.to_bytes(4, "big") * 16384
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+        assert ws.close_code == 1000
