@@ -285,8 +285,8 @@ def test_incomplete_responses(caplog: pytest.LogCaptureFixture) -> None:
     assert "'status' must be an int" in caplog.text
 
 
-def test_websocket_upgrade_gets_a_plain_http_response() -> None:
-    with serving(GAsgiServer, application=raw_app) as srv:
+def test_websocket_upgrade_gets_a_plain_http_response_without_websocket_scope() -> None:
+    with serving(GAsgiServer, application=raw_app, websocket=None) as srv:
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
         try:
             sock.sendall(

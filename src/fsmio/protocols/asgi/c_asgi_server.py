@@ -1,4 +1,5 @@
-"""``GAsgiServer``: an ASGI 3.0 server (``http`` and ``lifespan`` scopes) on the GAplic's loop.
+"""``GAsgiServer``: an ASGI 3.0 server (``http``, ``websocket`` and ``lifespan`` scopes) on the
+GAplic's loop.
 
 Starlette, FastAPI and any ASGI 3 application run on it unchanged.  Each request is one
 asyncio task on the GAplic's loop, as uvicorn does; the HTTP parsing, limits, timeouts,
@@ -22,11 +23,17 @@ root_path           str    ''       ASGI ``root_path`` (the mount point behind a
                                     also prefixed to ``path`` and ``raw_path``.
 ready_callback      None   None     Called (no arguments, on the loop) once the server
                                     serves: after a successful lifespan start-up.
+websocket           None   {}       GWebSocket parameters of the ``websocket`` scope's
+                                    connections (``max_message_size``, ``max_queue``,
+                                    ``ping_interval``, ``origins``, ``compression``...).
+                                    None: no ``websocket`` scope (upgrade requests are
+                                    served as plain ``http``).
 ==================  =====  =======  =======================================================
 
 Input events (bottom, from the GHttpServer): ``EV_HTTP_CHANNEL_OPENED``,
 ``EV_HTTP_REQUEST``, ``EV_HTTP_REQUEST_BODY``, ``EV_TRANSMIT_READY``,
-``EV_HTTP_CHANNEL_CLOSED``.  No output events.
+``EV_HTTP_CHANNEL_CLOSED``; from the GWebSockets: ``EV_ON_OPEN``, ``EV_ON_MESSAGE``,
+``EV_ON_CLOSE``, ``EV_TRANSMIT_READY``.  No output events.
 
 Theory of operation
 -------------------
@@ -57,9 +64,12 @@ once, until it first has to wait).
 * An exception from the application, or an application that returns without a complete
   response, is logged once; a response not yet started becomes ``500``, one already
   started is cut (``EV_DROP``).
-* An ``Upgrade: websocket`` request is served as a plain ``http`` request (RFC 9110 lets
-  a server ignore Upgrade): the application answers it with a normal response.  The
-  ``websocket`` scope comes with the WebSocket layer.
+* An ``Upgrade: websocket`` request is a ``websocket`` scope
+  (``fsmio.protocols.asgi.websocket``): ``websocket.accept`` sends
+  ``EV_HTTP_ACCEPT_WEBSOCKET`` to the channel, which makes a ``GWebSocket`` (the
+  GHttpServer's child) whose subscriber is this server; its events go to the scope's
+  ``receive()``.  With ``websocket=None`` the request is a plain ``http`` one (RFC 9110
+  lets a server ignore Upgrade).
 """
 
 from __future__ import annotations
@@ -80,6 +90,7 @@ from fsmio.protocols.http.c_http_server import GHTTPSERVER_GCONFIG, GHttpServer
 
 from .lifespan import LIFESPAN_MODES, Lifespan
 from .messages import AsgiProtocolError, build_http_scope, response_body, response_start
+from .websocket import WebSocketCycle, build_websocket_scope, is_websocket_request
 
 __all__ = ["EXIT_STARTUP_FAILED", "GASGISERVER_FSM", "GASGISERVER_GCONFIG", "GAsgiServer"]
 
@@ -105,6 +116,17 @@ def _lifespan_mode(value: Any) -> str:
     return text
 
 
+def _websocket_config(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"a dict of GWebSocket parameters (or None), not {value!r}")
+    for name in ("gsock", "request", "iam_server", "subscriber", "ack_messages"):
+        if name in value:
+            raise ValueError(f"{name!r} is set by the server, not in 'websocket'")
+    return dict(value)
+
+
 GASGISERVER_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
     GHTTPSERVER_GCONFIG,
     {
@@ -118,10 +140,18 @@ GASGISERVER_GCONFIG: Final[dict[str, list[Any]]] = add_gconfig(
         "lifespan": [str, "auto", 0, _lifespan_mode, "Lifespan scope: auto, on or off."],
         "root_path": [str, "", 0, mount_point, "ASGI root_path (mount point)."],
         "ready_callback": [None, None, 0, None, "Called on the loop once the server serves."],
+        "websocket": [
+            None,
+            {},
+            0,
+            _websocket_config,
+            "GWebSocket parameters of the websocket scope; None: no websocket scope.",
+        ],
     },
 )
 
 _HTTP_PARAMS: Final = tuple(name for name in GHTTPSERVER_GCONFIG if name != "subscriber")
+_WS_SCHEMES: Final = {"http": "ws", "https": "wss"}
 
 
 # ----------------------------------------------------------------------------------------
@@ -140,6 +170,34 @@ def ac_channel_closed(self: GAsgiServer, event: Event) -> None:
     cycle = self._cycles.pop(channel, None)
     if cycle is not None:
         cycle.disconnect()
+    ws_cycle = self._ws_cycles.pop(channel, None)
+    if ws_cycle is not None and ws_cycle.ws is None:
+        ws_cycle.disconnect()  # gone before the accept
+
+
+def ac_ws_open(self: GAsgiServer, event: Event) -> None:
+    ws = event.kw["ws"]
+    cycle = self._ws_cycles.get(ws) or self._accepting
+    if cycle is not None and cycle.ws is None:
+        self._ws_opened(cycle, ws)
+
+
+def ac_ws_message(self: GAsgiServer, event: Event) -> None:
+    kw = event.kw
+    ws = kw["ws"]
+    cycle = self._ws_cycles.get(ws)
+    if cycle is None:
+        self.send_event(ws, "EV_ACK_MESSAGE")  # nobody will read it: let the rest flow
+        return
+    cycle.message(kw["data"], kw["binary"])
+
+
+def ac_ws_close(self: GAsgiServer, event: Event) -> None:
+    kw = event.kw
+    ws = kw["ws"]
+    cycle = self._ws_cycles.pop(ws, None) or self._accepting
+    if cycle is not None:
+        cycle.disconnect(kw.get("code", 1006), kw.get("reason", ""))
 
 
 def ac_request(self: GAsgiServer, event: Event) -> None:
@@ -159,7 +217,14 @@ def ac_request_body(self: GAsgiServer, event: Event) -> None:
 
 
 def ac_transmit_ready(self: GAsgiServer, event: Event) -> None:
-    cycle = self._cycles.get(event.kw.get("channel") or event.source[-1])
+    kw = event.kw
+    ws = kw.get("ws")
+    if ws is not None:
+        ws_cycle = self._ws_cycles.get(ws)
+        if ws_cycle is not None:
+            ws_cycle.wake_writer()
+        return
+    cycle = self._cycles.get(kw.get("channel") or event.source[-1])
     if cycle is not None:
         cycle.wake_writer()
 
@@ -174,6 +239,9 @@ GASGISERVER_FSM: Final[dict[str, Any]] = {
         "EV_HTTP_REQUEST: bottom input",
         "EV_HTTP_REQUEST_BODY: bottom input",
         "EV_TRANSMIT_READY: bottom input",
+        "EV_ON_OPEN: bottom input",
+        "EV_ON_MESSAGE: bottom input",
+        "EV_ON_CLOSE: bottom input",
     ),
     "state_list": ("ST_IDLE",),
     "machine": {
@@ -183,6 +251,9 @@ GASGISERVER_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_REQUEST", ac_request, None),
             ("EV_HTTP_REQUEST_BODY", ac_request_body, None),
             ("EV_TRANSMIT_READY", ac_transmit_ready, None),
+            ("EV_ON_OPEN", ac_ws_open, None),
+            ("EV_ON_MESSAGE", ac_ws_message, None),
+            ("EV_ON_CLOSE", ac_ws_close, None),
         ),
     },
 }
@@ -432,7 +503,12 @@ class GAsgiServer(GObj):
         self._early: list[tuple[GObj, Any]] = []
         self._peers: dict[GObj, Any] = {}
         self._cycles: dict[GObj, _HttpCycle] = {}
-        self._tasks: dict[_HttpCycle, asyncio.Task[None]] = {}
+        self._tasks: dict[_HttpCycle | WebSocketCycle, asyncio.Task[None]] = {}
+        #: websocket scopes, by channel until the accept, then by GWebSocket
+        self._ws_cycles: dict[GObj, WebSocketCycle] = {}
+        #: the scope whose accept is being made (the GWebSocket's first events come then)
+        self._accepting: WebSocketCycle | None = None
+        self._ws_config: dict[str, Any] | None = {}
         self._lifespan_task: asyncio.Task[None] | None = None
         self._server_addr: tuple[str, int] | None = None
         self._upgrade_noted = False
@@ -460,6 +536,11 @@ class GAsgiServer(GObj):
         self._server_addr = (config.host or "0.0.0.0", port)
         self._root_path = config.root_path
         self._scheme = config.url_scheme or ("https" if config.ssl_options else "http")
+        ws_config = config.websocket
+        if ws_config is not None:
+            # the scope's receive() acknowledges each message: reading pauses at max_queue
+            ws_config = {**ws_config, "ack_messages": True}
+        self._ws_config = ws_config
         self._lifespan = Lifespan(self._app, config.lifespan, self.logger or _LOG)
         gaplic = self.gaplic
         gaplic.add_shutdown_callback(self._on_shutdown)
@@ -471,6 +552,8 @@ class GAsgiServer(GObj):
             gaplic.remove_shutdown_callback(self._on_shutdown)
         for cycle in list(self._cycles.values()):
             cycle.disconnect()
+        for ws_cycle in list(self._ws_cycles.values()):
+            ws_cycle.disconnect()
         for task in list(self._tasks.values()):
             task.cancel()
         if self._lifespan_task is not None:
@@ -542,10 +625,13 @@ class GAsgiServer(GObj):
     #   Requests
     # ------------------------------------------------------------------------------------
     def _start_cycle(self, channel: GObj, request: Any) -> None:
+        if request.upgrade and self._ws_config is not None and is_websocket_request(request):
+            self._start_ws_cycle(channel, request, self._ws_config)
+            return
         if request.upgrade and not self._upgrade_noted:
             self._upgrade_noted = True
             (self.logger or _LOG).info(
-                "%s: upgrade requests are served as plain HTTP (no websocket scope yet)",
+                "%s: upgrade requests are served as plain HTTP (websocket=None)",
                 self.name or "GAsgiServer",
             )
         scope = build_http_scope(
@@ -561,6 +647,42 @@ class GAsgiServer(GObj):
         cycle.task = task = self._create_task(cycle.run(self._app, scope))
         if not task.done():  # an eager task may have run to its end already
             self._tasks[cycle] = task
+
+    def _start_ws_cycle(self, channel: GObj, request: Any, ws_config: dict[str, Any]) -> None:
+        scheme = request.url_scheme or self._scheme
+        scope = build_websocket_scope(
+            request,
+            server=self._server_addr,
+            client=self._peers.get(channel),
+            root_path=self._root_path,
+            scheme=_WS_SCHEMES.get(scheme, scheme),
+            state=self._scope_state,
+        )
+        cycle = WebSocketCycle(self, channel, request, ws_config)
+        self._ws_cycles[channel] = cycle
+        cycle.task = task = self._create_task(cycle.run(self._app, scope))
+        if not task.done():
+            self._tasks[cycle] = task
+
+    def _ws_opened(self, cycle: WebSocketCycle, ws: GObj) -> None:
+        cycle.ws = ws
+        if self._ws_cycles.get(cycle.channel) is cycle:
+            del self._ws_cycles[cycle.channel]
+        self._ws_cycles[ws] = cycle
+
+    def _ws_forget(self, cycle: WebSocketCycle) -> None:
+        for key in (cycle.channel, cycle.ws):
+            if key is not None and self._ws_cycles.get(key) is cycle:
+                del self._ws_cycles[key]
+        ws = cycle.ws
+        if cycle.messages and ws is not None and not ws._destroyed:
+            # never read: acknowledged, so the connection can still finish closing
+            self.send_event(ws, "EV_ACK_MESSAGE", count=len(cycle.messages))
+        cycle.messages.clear()
+
+    def _make_http_cycle(self, channel: GObj, request: Any) -> _HttpCycle:
+        """A plain HTTP response cycle (a websocket scope's denial response)."""
+        return _HttpCycle(self, channel, request)
 
     def _forget(self, cycle: _HttpCycle) -> None:
         if self._cycles.get(cycle.channel) is cycle:

@@ -51,6 +51,11 @@ Input events:
 * ``EV_HTTP_READ_BODY`` — ``request``: pull the next piece of a streamed body (one
   ``EV_HTTP_REQUEST_BODY`` answers each).  The first pull sends ``100 Continue`` if the
   client asked for it.
+* ``EV_HTTP_ACCEPT_WEBSOCKET`` — ``request``, ``subprotocol`` (None), ``headers`` (()),
+  ``subscriber`` (None), and any other ``GWebSocket`` parameter: turn the upgrade request
+  into a ``GWebSocket`` over this connection (see ``accept_websocket``); returns it, or
+  None when ``request`` is not the one waiting for a response.  ``EV_HTTP_RESPONSE`` with
+  a 4xx refuses an upgrade instead (the connection then closes after the response).
 * ``EV_DROP`` — close the connection (what is already written is delivered first).
 
 Bottom input events (from the GSock): ``EV_RX_DATA``, ``EV_TRANSMIT_READY``,
@@ -111,6 +116,7 @@ from fsmio.protocols.http.response import (
     encode_head,
     server_header,
 )
+from fsmio.protocols.websocket.c_websocket import GWebSocket
 
 if TYPE_CHECKING:
     from fsmio.aplic.gaplic import TimerHandle
@@ -260,6 +266,25 @@ def ac_refuse(self: GHttpCliSrv, event: Event) -> int:
     return self._late(event.__dict__.get("request"), event.event_name)
 
 
+def ac_accept_websocket(self: GHttpCliSrv, event: Event) -> GWebSocket | None:
+    kw = dict(event.__dict__)
+    request = kw.pop("request", None)
+    if request is not self._active or request is None or self._resp_started:
+        self._late(request, "EV_HTTP_ACCEPT_WEBSOCKET")
+        return None
+    subscriber = kw.pop("subscriber", None)
+    if subscriber is None:
+        # The application gobj that asked is the WebSocket's user.
+        source = event.source[-1] if event.source else None
+        if isinstance(source, GObj) and source is not self:
+            subscriber = source
+    return self.accept_websocket(request, subscriber=subscriber, **kw)
+
+
+def ac_refuse_websocket(self: GHttpCliSrv, event: Event) -> None:
+    self._late(event.__dict__.get("request"), "EV_HTTP_ACCEPT_WEBSOCKET")
+
+
 def ac_read_body(self: GHttpCliSrv, event: Event) -> int:
     request = event.__dict__.get("request")
     if request is not self._active or request is None or not request.streaming:
@@ -302,6 +327,7 @@ _IDLE_ROWS: Final = (
     ("EV_HTTP_RESPONSE_DATA", ac_refuse, None),
     ("EV_HTTP_RESPONSE_END", ac_refuse, None),
     ("EV_HTTP_READ_BODY", ac_refuse, None),
+    ("EV_HTTP_ACCEPT_WEBSOCKET", ac_refuse_websocket, None),
 )
 
 GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
@@ -311,6 +337,7 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
         "EV_HTTP_RESPONSE_DATA: top input",
         "EV_HTTP_RESPONSE_END: top input",
         "EV_HTTP_READ_BODY: top input",
+        "EV_HTTP_ACCEPT_WEBSOCKET: top input",
         "EV_DROP: top input",
         "EV_HTTP_CHANNEL_OPENED: top output",
         "EV_HTTP_CHANNEL_CLOSED: top output",
@@ -349,6 +376,7 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_RESPONSE_DATA", ac_refuse, None),
             ("EV_HTTP_RESPONSE_END", ac_refuse, None),
             ("EV_HTTP_READ_BODY", ac_read_body, None),
+            ("EV_HTTP_ACCEPT_WEBSOCKET", ac_accept_websocket, None),
         ),
         "ST_SEND_RESPONSE": (
             ("EV_RX_DATA", ac_rx_data, None),
@@ -361,6 +389,7 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_RESPONSE_DATA", ac_response_data, None),
             ("EV_HTTP_RESPONSE_END", ac_response_end, None),
             ("EV_HTTP_READ_BODY", ac_read_body, None),
+            ("EV_HTTP_ACCEPT_WEBSOCKET", ac_refuse_websocket, None),
         ),
         "ST_UPGRADED": (
             ("EV_RX_DATA", ac_ignore_data, None),
@@ -373,6 +402,7 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_RESPONSE_DATA", ac_refuse, None),
             ("EV_HTTP_RESPONSE_END", ac_refuse, None),
             ("EV_HTTP_READ_BODY", ac_refuse, None),
+            ("EV_HTTP_ACCEPT_WEBSOCKET", ac_refuse_websocket, None),
         ),
         "ST_CLOSING": (
             ("EV_RX_DATA", ac_ignore_data, None),
@@ -385,6 +415,7 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_RESPONSE_DATA", ac_refuse, None),
             ("EV_HTTP_RESPONSE_END", ac_refuse, None),
             ("EV_HTTP_READ_BODY", ac_refuse, None),
+            ("EV_HTTP_ACCEPT_WEBSOCKET", ac_refuse_websocket, None),
         ),
     },
 }
@@ -669,6 +700,64 @@ class GHttpCliSrv(GObj):
         self._closed = True
         self._channel_closed("upgraded")
         return gsock
+
+    def accept_websocket(
+        self,
+        request: HttpRequest,
+        subprotocol: str | None = None,
+        headers: Any = (),
+        subscriber: Any = None,
+        **ws_config: Any,
+    ) -> GWebSocket:
+        """Turn ``request`` (the one waiting for its response) into a ``GWebSocket`` over
+        this connection, and return it (what EV_HTTP_ACCEPT_WEBSOCKET does).
+
+        ``subprotocol``: the one to answer with, if the client offered it (else none);
+        ``headers``: (name, value) pairs added to the ``101``; ``subscriber``: the gobj that
+        gets the WebSocket's events (None: this channel's subscriber); ``ws_config``: more
+        GWebSocket parameters (``max_message_size``, ``ping_interval``, ``origins``,
+        ``ack_messages``, ``max_queue``...).  The GWebSocket checks the handshake itself
+        (method, version, key, Origin) and answers a bad one with the HTTP error; then
+        its ``EV_ON_CLOSE`` comes alone.  It is the GHttpServer's child, destroyed by the
+        server after its ``EV_ON_CLOSE`` (the subscriber need not destroy it).
+        """
+        if request is not self._active or self._resp_started or self._closed:
+            raise GObjError(
+                f"{self!r}: accept_websocket({request!r}): not the request waiting for a "
+                "response, or a response already started"
+            )
+        if subprotocol is not None:
+            if "subprotocols" in ws_config:
+                raise ValueError("give either subprotocol or subprotocols, not both")
+            if not isinstance(subprotocol, str) or not subprotocol:
+                raise ValueError(f"subprotocol: a non-empty str or None, not {subprotocol!r}")
+            ws_config["subprotocols"] = [subprotocol]
+        extra = list(ws_config.pop("extra_headers", ()))
+        for item in headers.items() if isinstance(headers, dict) else headers:
+            name, value = item
+            extra.append(
+                (
+                    name.decode("latin-1") if isinstance(name, (bytes, bytearray)) else name,
+                    value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value,
+                )
+            )
+        if subscriber is None:
+            subscriber = self.config.subscriber or self.parent
+        server = self._server
+        ws: GWebSocket = self.create_gobj(
+            None,
+            GWebSocket,
+            server if server is not None else self,
+            gsock=self.gsock,
+            request=request,
+            subscriber=subscriber,
+            extra_headers=extra,
+            **ws_config,
+        )
+        if server is not None:
+            server._websocket_made(ws)
+        self.hand_over_gsock(request, ws)
+        return ws
 
     def shutdown(self) -> bool:
         """The server stops: close now if idle and return False; with a request in

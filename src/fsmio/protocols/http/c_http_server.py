@@ -37,6 +37,8 @@ inbuf_overflow                 int    524288      ginsfsm's; accepted, unused (b
                                                   ``max_buffered_body`` are streamed).
 origins                        None   None        ginsfsm's (never implemented); unused.
 n_channels                     int    0           Written: open channels.
+n_websockets                   int    0           Written: open WebSockets made by
+                                                  ``EV_HTTP_ACCEPT_WEBSOCKET``.
 max_request_line               int    8192        Request-target limit (bytes) -> 414.
 max_headers                    int    100         Header field count limit -> 431.
 max_pipeline                   int    16          Requests read ahead on one connection
@@ -68,7 +70,10 @@ Output events: none of its own; the channels' (``EV_HTTP_CHANNEL_OPENED``,
 ``EV_TRANSMIT_READY``) go to the subscriber (see ``GHttpCliSrv``).
 
 Bottom events: ``EV_CONNECTED`` from each accepted GSock (the channel is created and
-subscribed to the GSock in its place), ``EV_DESTROY_CHANNEL`` (posted to itself).
+subscribed to the GSock in its place), ``EV_DESTROY_CHANNEL`` (posted to itself),
+``EV_DESTROY_WEBSOCKET`` (posted to itself: a GWebSocket its channels made with
+``EV_HTTP_ACCEPT_WEBSOCKET`` is this server's child, destroyed after its subscriber got
+``EV_ON_CLOSE``; the GWebSocket's ``closed_callback`` tells the server).
 
 Theory of operation
 -------------------
@@ -76,7 +81,8 @@ The settings every channel needs are gathered once in an ``HttpSettings`` object
 all channels share (a channel has no config of its own beyond its GSock and subscriber:
 memory per connection is a goal).  Graceful shutdown: when the GAplic stops, the server
 stops listening, closes idle connections at once, lets the ones with a request in flight
-finish that response (``Connection: close``) within ``drain_timeout``, and drops the rest.
+finish that response (``Connection: close``) within ``drain_timeout``, and drops the rest;
+open WebSockets get a close frame 1001 (going away).
 
 Differences from ginsfsm: channels are destroyed by the server directly told by the
 channel (no hard subscription); ``identity`` is honoured (ginsfsm always sent
@@ -96,6 +102,7 @@ from fsmio.core.gconfig import non_negative_int, non_negative_number, port_numbe
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.protocols.http.c_http_clisrv import GHttpCliSrv, HttpSettings
+from fsmio.protocols.websocket.c_websocket import GWebSocket
 
 __all__ = ["GHTTPSERVER_FSM", "GHTTPSERVER_GCONFIG", "GHttpServer"]
 
@@ -134,6 +141,7 @@ GHTTPSERVER_GCONFIG: Final[dict[str, list[Any]]] = {
     "inbuf_overflow": [int, 524288, 0, None, "ginsfsm's; unused."],
     "origins": [None, None, 0, None, "ginsfsm's (never implemented); unused."],
     "n_channels": [int, 0, 0, None, "Stats: open channels."],
+    "n_websockets": [int, 0, 0, None, "Stats: open WebSockets (EV_HTTP_ACCEPT_WEBSOCKET)."],
     "max_request_line": [int, 8192, 0, positive_int, "Request-target limit -> 414."],
     "max_headers": [int, 100, 0, positive_int, "Header field count limit -> 431."],
     "max_pipeline": [int, 16, 0, positive_int, "Requests read ahead before reading pauses."],
@@ -162,6 +170,12 @@ def ac_destroy_channel(self: GHttpServer, event: Event) -> None:
         GObj.destroy_gobj(channel)
 
 
+def ac_destroy_websocket(self: GHttpServer, event: Event) -> None:
+    ws = event.__dict__["ws"]
+    if not ws._destroyed:
+        GObj.destroy_gobj(ws)
+
+
 def ac_stop_listening(self: GHttpServer, event: Event) -> None:
     if self.gserversock is not None:
         self.gserversock.stop_listening()
@@ -181,6 +195,7 @@ GHTTPSERVER_FSM: Final[dict[str, Any]] = {
         "EV_DISCONNECTED: bottom input",
         "EV_RX_DATA: bottom input",
         "EV_DESTROY_CHANNEL: bottom input",
+        "EV_DESTROY_WEBSOCKET: bottom input",
     ),
     "state_list": ("ST_IDLE",),
     "machine": {
@@ -191,6 +206,7 @@ GHTTPSERVER_FSM: Final[dict[str, Any]] = {
             ("EV_DISCONNECTED", ac_ignore, None),
             ("EV_RX_DATA", ac_ignore, None),
             ("EV_DESTROY_CHANNEL", ac_destroy_channel, None),
+            ("EV_DESTROY_WEBSOCKET", ac_destroy_websocket, None),
         ),
     },
 }
@@ -208,6 +224,7 @@ class GHttpServer(GObj):
         self.settings = HttpSettings()
         self._n_channel = 0
         self._channels: dict[GHttpCliSrv, None] = {}
+        self._websockets: dict[GWebSocket, None] = {}
         self._subscriber: Any = None
         self._stopping = False
 
@@ -272,6 +289,28 @@ class GHttpServer(GObj):
         """The open channels."""
         return list(self._channels)
 
+    def get_websockets(self) -> list[GWebSocket]:
+        """The WebSockets made by ``EV_HTTP_ACCEPT_WEBSOCKET`` and not yet closed."""
+        return list(self._websockets)
+
+    def _websocket_made(self, ws: GWebSocket) -> None:
+        if ws.get_current_state() == "ST_CLOSED":
+            self.post_event(self, "EV_DESTROY_WEBSOCKET", ws=ws)
+            return
+        self._websockets[ws] = None
+        self.write_parameters(n_websockets=len(self._websockets))
+        ws.closed_callback = self._websocket_closed
+
+    def _websocket_closed(self, ws: GWebSocket) -> None:
+        """``ws`` sent its EV_ON_CLOSE (its ``closed_callback``)."""
+        ws.closed_callback = None
+        if ws in self._websockets:
+            del self._websockets[ws]
+            self.write_parameters(n_websockets=len(self._websockets))
+        if not self._destroyed:
+            # Through the queue: not from inside the GWebSocket's own action.
+            self.post_event(self, "EV_DESTROY_WEBSOCKET", ws=ws)
+
     # ------------------------------------------------------------------------------------
     #   Channels
     # ------------------------------------------------------------------------------------
@@ -310,6 +349,10 @@ class GHttpServer(GObj):
         self._stopping = True
         if self.gserversock is not None:
             self.gserversock.stop_listening()
+        for ws in list(self._websockets):
+            if ws.get_current_state() == "ST_OPEN":
+                # 1001 "going away" (RFC 6455 §7.4.1) rather than a bare TCP close.
+                self.send_event(ws, "EV_CLOSE", code=1001, reason="server shutdown")
         busy = [channel for channel in list(self._channels) if channel.shutdown()]
         if not busy:
             return None

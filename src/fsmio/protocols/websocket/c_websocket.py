@@ -130,12 +130,15 @@ A server GWebSocket does the opening handshake in one of two ways:
 
     ``start_up`` checks the request and writes the 101 response (or the rejection: 400,
     403, 405, 426 with ``Sec-WebSocket-Version: 13``, 505, then the connection closes);
-    the leftover bytes are then read as WebSocket frames.
+    the leftover bytes are then read as WebSocket frames.  ``GHttpServer``'s
+    ``EV_HTTP_ACCEPT_WEBSOCKET`` input does all of this (and owns the GWebSocket).
 
 In both cases the GWebSocket makes itself the GSock's only subscriber (``hand_over``).  A
 server's GSock stays the child of its GServerSock (which destroys it after
 ``EV_DISCONNECTED``); the GWebSocket is destroyed by whoever created it, after
-``EV_ON_CLOSE`` (destroying it earlier drops the connection).
+``EV_ON_CLOSE`` (destroying it earlier drops the connection); its ``closed_callback``
+attribute (None, or a callable given the GWebSocket after each ``EV_ON_CLOSE``) tells a
+creator that is not its subscriber.
 
 Theory of operation
 -------------------
@@ -176,7 +179,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from websockets.client import ClientProtocol
@@ -717,6 +720,7 @@ class GWebSocket(GObj):
         "_stop_after_close",
         "_timer",
         "_unacked",
+        "closed_callback",
     )
 
     def __init__(self) -> None:
@@ -739,6 +743,10 @@ class GWebSocket(GObj):
         self._handshake_error = ""
         self._stop_after_close = False
         self._refused_logged = False
+        #: Called with this GWebSocket after each EV_ON_CLOSE: how the gobj that made it
+        #: (a GHttpServer) learns it may destroy it, without being a second subscriber
+        #: (one subscriber keeps every broadcast on the fast path).
+        self.closed_callback: Callable[[GWebSocket], None] | None = None
 
     # ------------------------------------------------------------------------------------
     #   Life cycle
@@ -1151,7 +1159,12 @@ class GWebSocket(GObj):
             return
         self._closed_emitted = True
         self._opened = False
-        self.broadcast_event("EV_ON_CLOSE", ws=self, code=code, reason=reason, clean=clean)
+        try:
+            self.broadcast_event("EV_ON_CLOSE", ws=self, code=code, reason=reason, clean=clean)
+        finally:
+            callback = self.closed_callback
+            if callback is not None:
+                callback(self)
 
     def _set_timer(self, seconds: float | None) -> None:
         timer = self._timer
