@@ -1,6 +1,6 @@
 """WebSocket echo benchmark: GWebSocket against other Python WebSocket servers, one run.
 
-    python -m benchmarks.ws_bench [--servers fsmio,websockets,aiohttp,uvicorn,floor]
+    python -m benchmarks.ws_bench [--servers floor,fsmio,fsmio-asgi,websockets,aiohttp,uvicorn]
         [--conns 100] [--inflight 4] [--seconds 5] [--repeat 3] [--out FILE.md]
 
 Builds the compiled load generator (``benchmarks/wsload.c``, with ``cc -O2``) in a
@@ -158,12 +158,33 @@ def render(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -
         ratio = f"{cpu / floor_cpu:.2f}x" if floor_cpu else "-"
         errors = sum(r["errors"] for r in runs)
         lines.append(f"| {server} | {rate:,.0f} | {cpu:.2f} | {ratio} | {errors} |")
+    lines += ["", *_targets(results)]
     return "\n".join(lines) + "\n"
+
+
+def _targets(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Issue 11's targets, from this run: GWebSocket <= 1.3 s/100k; GAsgiServer's
+    websocket scope <= 0.8x uvicorn with the same ASGI app."""
+
+    def cpu(server: str) -> float | None:
+        runs = results.get(server)
+        return statistics.median(r["cpu_per_100k"] for r in runs) if runs else None
+
+    rows = ["| target | measured | limit | met |", "|---|---:|---:|---|"]
+    native, asgi, uvicorn = cpu("fsmio"), cpu("fsmio-asgi"), cpu("uvicorn")
+    if native is not None:
+        met = "met" if native <= 1.3 else "**not met**"
+        rows.append(f"| GWebSocket: server CPU s/100k | {native:.2f} | <= 1.3 | {met} |")
+    if asgi is not None and uvicorn:
+        ratio = asgi / uvicorn
+        met = "met" if ratio <= 0.8 else "**not met**"
+        rows.append(f"| GAsgiServer websocket scope / uvicorn | {ratio:.2f}x | <= 0.8x | {met} |")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--servers", default="floor,fsmio,websockets,aiohttp,uvicorn")
+    parser.add_argument("--servers", default="floor,fsmio,fsmio-asgi,websockets,aiohttp,uvicorn")
     parser.add_argument("--conns", type=int, default=100)
     parser.add_argument("--inflight", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)

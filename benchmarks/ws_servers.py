@@ -9,6 +9,8 @@ SERVER is one of:
 * ``websockets`` — the websockets library's own asyncio server (uvloop), compression off.
 * ``aiohttp`` — an aiohttp ``WebSocketResponse`` handler (uvloop), compression off.
 * ``uvicorn`` — uvicorn (uvloop, its default WebSocket implementation) with a raw ASGI app.
+* ``fsmio-asgi`` — the same raw ASGI app on fsmio's ``GAsgiServer`` (its websocket scope
+  on GWebSocket, uvloop).
 * ``floor`` — a bare uvloop ``Protocol`` feeding websockets' sans-IO ``ServerProtocol``:
   the least any server built on that layer can cost.
 
@@ -164,8 +166,27 @@ def run_fsmio(port: int) -> None:
     sys.exit(ws_echo.main(["--host", "127.0.0.1", "--port", str(port)]))
 
 
+def run_fsmio_asgi(port: int) -> None:
+    from fsmio import GAplic
+    from fsmio.protocols.asgi.c_asgi_server import GAsgiServer
+
+    with GAplic("ws-bench-asgi") as gaplic:
+        gaplic.create_gobj(
+            "asgi",
+            GAsgiServer,
+            gaplic,
+            application=_asgi_echo,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            ready_callback=lambda: _ready(port),
+        )
+        gaplic.start()
+
+
 SERVERS = {
     "fsmio": run_fsmio,
+    "fsmio-asgi": run_fsmio_asgi,
     "websockets": run_websockets,
     "aiohttp": run_aiohttp,
     "uvicorn": run_uvicorn,
