@@ -13,13 +13,13 @@ from fsmio.tools import EXIT_INTERRUPTED
 __all__ = ["interruptible", "server_parser", "setup_logging"]
 
 
-def server_parser(doc: str | None) -> argparse.ArgumentParser:
+def server_parser(doc: str | None, log_level: str = "INFO") -> argparse.ArgumentParser:
     """A parser with ``--host``, ``--port`` and ``--log-level``; the description is the
     first paragraph of ``doc``."""
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
-    parser.add_argument("--log-level", default="INFO", help="logging level (stderr)")
+    parser.add_argument("--log-level", default=log_level, help="logging level (stderr)")
     return parser
 
 

@@ -25,7 +25,6 @@ stderr.  Stops on SIGTERM or SIGINT (open tabs get close 1001), or after
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import json
@@ -43,6 +42,8 @@ from fsmio.core.event import Event
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_timer import GTimer
 from fsmio.protocols.http.c_http_server import GHttpServer
+
+from ._cli import interruptible, server_parser, setup_logging
 
 _LOG = logging.getLogger("fsmio.ws_chat")
 
@@ -263,18 +264,11 @@ class WsChat(GObj):
             self.send_event(ws, "EV_SEND_MESSAGE", data=data)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
+def _main(argv: list[str] | None) -> int:
+    parser = server_parser(__doc__)
     parser.add_argument("--max-seconds", type=float, default=-1, help="stop after S seconds")
-    parser.add_argument("--log-level", default="INFO", help="logging level (stderr)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     with GAplic("ws_chat") as gaplic:
         try:
             chat: WsChat = gaplic.create_gobj(
@@ -292,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
         gaplic.add_callback(announce)
         gaplic.start()
     return 0
+
+
+main = interruptible("ws_chat", _main)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ else goes to stderr.  Stops cleanly on SIGTERM or SIGINT, or after ``--max-secon
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from typing import Any
@@ -27,6 +26,8 @@ from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.gobjs.c_timer import GTimer
 from fsmio.protocols.websocket.c_websocket import GWebSocket
+
+from ._cli import interruptible, server_parser, setup_logging
 
 _LOG = logging.getLogger("fsmio.ws_echo")
 
@@ -137,10 +138,8 @@ class WsEcho(GObj):
         return self.config.host, int(self.server.config.port)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=0, help="port (0: a free one)")
+def _main(argv: list[str] | None) -> int:
+    parser = server_parser(__doc__, log_level="WARNING")
     parser.add_argument(
         "--max-message-size", type=int, default=1048576, help="largest message (0: none)"
     )
@@ -149,13 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--compression", choices=["deflate"], help="permessage-deflate")
     parser.add_argument("--max-seconds", type=float, default=-1, help="stop after S seconds")
-    parser.add_argument("--log-level", default="WARNING", help="logging level (stderr)")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.log_level)
     with GAplic("ws_echo") as gaplic:
         try:
             echo: WsEcho = gaplic.create_gobj(
@@ -181,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         gaplic.start()
         _LOG.info("stopped: %d connections, %d messages", echo.connections, echo.messages)
     return 0
+
+
+main = interruptible("ws_echo", _main)
 
 
 if __name__ == "__main__":
