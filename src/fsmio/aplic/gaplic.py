@@ -55,7 +55,7 @@ import threading
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from fsmio.core import registry
 from fsmio.core.errors import GConfigValidateError, GObjError
@@ -535,7 +535,7 @@ class GAplic(GObj):
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """A new loop: uvloop's when installed and ``use_uvloop``, else asyncio's."""
         if uvloop is not None and self.config.use_uvloop:
-            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+            return cast(asyncio.AbstractEventLoop, uvloop.new_event_loop())
         return asyncio.new_event_loop()
 
     def _get_own_loop(self) -> asyncio.AbstractEventLoop:
@@ -867,7 +867,8 @@ def get_gaplic_by_thread_ident(thread_ident: int | None = None) -> GAplic | None
         thread_ident = threading.get_ident()
     for gaplic in registry.live_gaplics():
         if gaplic._loop_thread == thread_ident:
-            return gaplic  # type: ignore[no-any-return]
+            # the core's registry holds them untyped (core cannot import aplic)
+            return cast(GAplic, gaplic)
     return None
 
 

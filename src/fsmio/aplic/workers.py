@@ -95,13 +95,11 @@ def _resolve(factory: Any) -> Callable[..., Any]:
         factory = target
     if not callable(factory):
         raise TypeError(f"factory {factory!r} is not callable")
-    return factory  # type: ignore[no-any-return]
+    resolved: Callable[..., Any] = factory
+    return resolved
 
 
-_SpawnProcess: Any = multiprocessing.get_context("spawn").Process
-
-
-class GAplicProcessWorker(_SpawnProcess):  # type: ignore[misc]
+class GAplicProcessWorker(multiprocessing.context.SpawnProcess):
     """A spawned process in which ``factory(*args, **kw)`` makes a GAplic and runs it.
 
     ``join()`` waits 10 s by default (ginsfsm's); ``stop(timeout)`` stops it gracefully
@@ -166,7 +164,7 @@ class GAplicProcessWorker(_SpawnProcess):  # type: ignore[misc]
             _LOG.warning("%s did not stop in %.1f s: killed", self.name, timeout)
             self.kill()
             super().join(timeout)
-        return self.exitcode  # type: ignore[no-any-return]
+        return self.exitcode
 
 
 def setup_gaplic_process(factory: Any, *args: Any, **kw: Any) -> GAplicProcessWorker:

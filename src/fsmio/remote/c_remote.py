@@ -123,7 +123,7 @@ import logging
 import os
 import threading
 from collections.abc import Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from fsmio.core import smachine as _smachine
 from fsmio.core.errors import EventNotAcceptedError, GObjError
@@ -689,7 +689,8 @@ class GRemote(GObj):
         gaplic = self._gaplic
         if gaplic is None:
             raise GObjError(f"{self!r}: no GAplic")
-        return gaplic  # type: ignore[no-any-return]
+        # GObj keeps its GAplic untyped (the core cannot import aplic)
+        return cast("GAplic", gaplic)
 
     def _connect_options(self) -> dict[str, Any]:
         config = self.config

@@ -1276,7 +1276,7 @@ class GHttpCliSrv(GObj):
                 server._channel_closed(self)
 
 
-class _Discard(list):  # type: ignore[type-arg]
+class _Discard(list[Any]):
     """A body sink that keeps nothing (the rest of a body nobody reads)."""
 
     def append(self, item: Any) -> None:

@@ -163,7 +163,9 @@ def ac_request(self: GWsgiServer, event: Event) -> None:
     if exchange is None:
         return
     if request.streaming:
-        exchange.spool = tempfile.SpooledTemporaryFile(max_size=self.config.wsgi_spool_size)  # noqa: SIM115
+        # The exchange owns it: _close_spool() closes it when the exchange ends.
+        spool = tempfile.SpooledTemporaryFile(max_size=self.config.wsgi_spool_size)  # noqa: SIM115
+        exchange.spool = spool
         self.send_event(channel, "EV_HTTP_READ_BODY", request=request)
         return
     self._dispatch(exchange)
