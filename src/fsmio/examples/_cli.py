@@ -7,10 +7,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
+from fsmio.aplic.gaplic import GAplic
+from fsmio.core.errors import GConfigValidateError
 from fsmio.tools import EXIT_INTERRUPTED
 
-__all__ = ["interruptible", "server_parser", "setup_logging"]
+__all__ = ["interruptible", "run_server", "server_parser", "setup_logging"]
+
+_LOG = logging.getLogger("fsmio")
 
 
 def server_parser(doc: str | None, log_level: str = "INFO") -> argparse.ArgumentParser:
@@ -45,3 +50,30 @@ def interruptible(name: str, main: Callable[[list[str] | None], int]) -> Callabl
             return EXIT_INTERRUPTED
 
     return run
+
+
+def run_server(
+    program: str, gclass: type[Any], args: argparse.Namespace, banner: str, **kw: Any
+) -> int:
+    """Run a GAplic named ``program`` with one ``gclass`` gobj listening on ``args.host``
+    and ``args.port`` (it has ``listening_on() -> (host, port)``): print
+    ``READY <host> <port>`` from inside the running loop (the signal handlers are in place
+    by then), log ``banner`` (formatted with ``host`` and ``port``), serve until stopped.
+    1 if it cannot listen."""
+    with GAplic(program) as gaplic:
+        try:
+            server = gaplic.create_gobj(
+                program, gclass, gaplic, host=args.host, port=args.port, **kw
+            )
+        except (OSError, GConfigValidateError) as exc:
+            print(f"{program}: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        host, port = server.listening_on()
+
+        def announce() -> None:
+            print(f"READY {host} {port}", flush=True)
+            _LOG.info(banner.format(host=host, port=port))
+
+        gaplic.add_callback(announce)
+        gaplic.start()
+    return 0

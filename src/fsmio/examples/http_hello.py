@@ -17,14 +17,12 @@ import logging
 import sys
 from typing import Any
 
-from fsmio.aplic.gaplic import GAplic
-from fsmio.core.errors import GConfigValidateError
 from fsmio.core.event import Event
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_timer import GTimer
 from fsmio.protocols.http.c_http_server import GHttpServer
 
-from ._cli import interruptible, server_parser, setup_logging
+from ._cli import interruptible, run_server, server_parser, setup_logging
 
 _LOG = logging.getLogger("fsmio.http_hello")
 
@@ -102,23 +100,9 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--max-seconds", type=float, default=-1, help="stop after S seconds")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    with GAplic("http_hello") as gaplic:
-        try:
-            hello: Hello = gaplic.create_gobj(
-                "hello", Hello, gaplic, host=args.host, port=args.port, max_seconds=args.max_seconds
-            )
-        except (OSError, GConfigValidateError) as exc:
-            print(f"http_hello: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return 1
-        host, port = hello.listening_on()
-
-        def announce() -> None:
-            print(f"READY {host} {port}", flush=True)
-            _LOG.info("serving HTTP on %s:%s", host, port)
-
-        gaplic.add_callback(announce)
-        gaplic.start()
-    return 0
+    return run_server(
+        "http_hello", Hello, args, "serving HTTP on {host}:{port}", max_seconds=args.max_seconds
+    )
 
 
 main = interruptible("http_hello", _main)

@@ -36,14 +36,12 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
-from fsmio.aplic.gaplic import GAplic
-from fsmio.core.errors import GConfigValidateError
 from fsmio.core.event import Event
 from fsmio.core.gobj import GObj
 from fsmio.gobjs.c_timer import GTimer
 from fsmio.protocols.http.c_http_server import GHttpServer
 
-from ._cli import interruptible, server_parser, setup_logging
+from ._cli import interruptible, run_server, server_parser, setup_logging
 
 _LOG = logging.getLogger("fsmio.ws_chat")
 
@@ -269,23 +267,9 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--max-seconds", type=float, default=-1, help="stop after S seconds")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    with GAplic("ws_chat") as gaplic:
-        try:
-            chat: WsChat = gaplic.create_gobj(
-                "chat", WsChat, gaplic, host=args.host, port=args.port, max_seconds=args.max_seconds
-            )
-        except (OSError, GConfigValidateError) as exc:
-            print(f"ws_chat: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return 1
-        host, port = chat.listening_on()
-
-        def announce() -> None:
-            print(f"READY {host} {port}", flush=True)
-            _LOG.info("chat on http://%s:%s/", host, port)
-
-        gaplic.add_callback(announce)
-        gaplic.start()
-    return 0
+    return run_server(
+        "ws_chat", WsChat, args, "chat on http://{host}:{port}/", max_seconds=args.max_seconds
+    )
 
 
 main = interruptible("ws_chat", _main)
