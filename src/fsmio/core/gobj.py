@@ -44,9 +44,11 @@ __all__ = [
     "GOBJ_GCONFIG",
     "GObj",
     "Subscription",
+    "add_lifecycle_observer",
     "build_gobj",
     "inside",
     "lineage",
+    "remove_lifecycle_observer",
 ]
 
 _LOG = logging.getLogger("fsmio")
@@ -56,6 +58,39 @@ _LOG = logging.getLogger("fsmio")
 # instead of changing every gobj's.
 _NO_ENTRIES: Any = MappingProxyType({})
 _random_names = itertools.count(1)
+
+
+#: ``observer(what, gobj)`` with ``what`` ``"created"`` (the gobj is in the tree, its
+#: ``start_up()`` about to run) or ``"destroyed"`` (it has left the tree).
+LifecycleObserver = Callable[[str, "GObj"], None]
+# The installed observers: a tuple, tested once per creation and destruction.
+_lifecycle_observers: tuple[LifecycleObserver, ...] = ()
+
+
+def add_lifecycle_observer(observer: LifecycleObserver) -> None:
+    """Call ``observer`` when any gobj of this process is created or destroyed.
+
+    For tools that watch a running program (the inspector).  An observer must be quick;
+    one that raises is removed and its error logged.
+    """
+    global _lifecycle_observers
+    if observer not in _lifecycle_observers:
+        _lifecycle_observers = (*_lifecycle_observers, observer)
+
+
+def remove_lifecycle_observer(observer: LifecycleObserver) -> None:
+    """Stop calling ``observer``; removing one that is not installed does nothing."""
+    global _lifecycle_observers
+    _lifecycle_observers = tuple(o for o in _lifecycle_observers if o is not observer)
+
+
+def _notify_lifecycle(what: str, gobj: GObj) -> None:
+    for observer in _lifecycle_observers:
+        try:
+            observer(what, gobj)
+        except Exception:
+            _LOG.exception("lifecycle observer %r raised; it is removed", observer)
+            remove_lifecycle_observer(observer)
 
 
 def _trace_level(value: Any) -> int:
@@ -454,6 +489,8 @@ class GObj(SMachine, GConfig):
         if gobj.trace_creation:
             log.info("Destroyed! <-- %r", gobj, extra=_trace_fields(gobj, "destroyed"))
         gobj._forget_trace()
+        if _lifecycle_observers:
+            _notify_lifecycle("destroyed", gobj)
 
     @staticmethod
     def get_random_name(prefix: str = "") -> str:
@@ -913,6 +950,8 @@ def build_gobj(
         (gobj.logger or _LOG).info(
             "Created <--%s %r", "!" if unique else "", gobj, extra=_trace_fields(gobj, "created")
         )
+    if _lifecycle_observers:
+        _notify_lifecycle("created", gobj)
     try:
         gobj.start_up()
     except BaseException:

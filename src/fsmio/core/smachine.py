@@ -23,10 +23,16 @@ from the table when asked for (``get_current_state``, traces, errors).  The next
 set *before* the action runs, as in ginsfsm: the action sees the new state.
 
 Tracing costs one flag test per event when off: the module flag ``_trace_any`` is true
-only while the class-wide ``SMachine.global_trace_mach`` is on or some machine has its own
-``trace_mach`` on; then each event checks its machine's level.  When on, the traced path
-logs the documented ``-> mach:`` / `` - mach:`` / ``<- mach:`` lines with structured
-``extra`` fields.
+only while the class-wide ``SMachine.global_trace_mach`` is on, some machine has its own
+``trace_mach`` on, or a dispatch observer is installed; then each event checks its
+machine's level.  When on, the traced path logs the documented ``-> mach:`` / `` - mach:``
+/ ``<- mach:`` lines with structured ``extra`` fields.
+
+Dispatch observers (``add_dispatch_observer``; the live inspector is one) see every
+dispatch through that same traced path, so a program with none installed pays nothing
+more than the flag test.  Each observer is called once the action has returned or raised,
+with a sequence number taken *before* the action ran: sorting by it gives the events in
+the order they started (outer before the inner sends its action made).
 
 Synchronous sends nest (an action sends an event whose action sends an event...).  The
 nesting depth is counted in a ``DispatchContext`` shared by the gobjs of one GAplic: it
@@ -50,8 +56,10 @@ __all__ = [
     "CompiledFSM",
     "DispatchContext",
     "SMachine",
+    "add_dispatch_observer",
     "compile_fsm",
     "filter_event_attrs",
+    "remove_dispatch_observer",
 ]
 
 Action = Callable[[Any, Event], Any]
@@ -74,13 +82,62 @@ _FSM_KEYS = ("event_list", "state_list", "machine")
 _global_trace_mach = 0
 # How many machines have their own trace_mach on.
 _traced_machines = 0
+# The installed dispatch observers (see the module doc); a tuple, so that an observer
+# removed while a dispatch is being reported does not disturb the loop over them.
+_observers: tuple[DispatchObserver, ...] = ()
+# Pre-order number of the dispatches seen while observers are installed.
+_dispatch_seq = 0
 # True while any trace can be on: the one flag the hot path tests (one LOAD_GLOBAL).
 _trace_any = False
+
+#: ``observer(seq, depth, machine, event, state, next_state, ret, exc)``: ``state`` is the
+#: state the event arrived in, ``next_state`` the one its row switches to (``state`` when
+#: the row does not switch), ``ret`` the action's value and ``exc`` what it raised (or None).
+DispatchObserver = Callable[[int, int, Any, Event, Any, Any, Any, "BaseException | None"], None]
 
 
 def _update_trace_any() -> None:
     global _trace_any
-    _trace_any = bool(_global_trace_mach) or _traced_machines > 0
+    _trace_any = bool(_global_trace_mach) or _traced_machines > 0 or bool(_observers)
+
+
+def add_dispatch_observer(observer: DispatchObserver) -> None:
+    """Call ``observer`` after every event dispatched to any machine of this process.
+
+    For tools that watch a running program (the inspector).  An observer must be quick
+    and must not send events; one that raises is removed and its error logged, so that
+    a faulty observer cannot break the program it watches.
+    """
+    global _observers
+    if observer not in _observers:
+        _observers = (*_observers, observer)
+        _update_trace_any()
+
+
+def remove_dispatch_observer(observer: DispatchObserver) -> None:
+    """Stop calling ``observer``; removing one that is not installed does nothing."""
+    global _observers
+    if observer in _observers:
+        _observers = tuple(o for o in _observers if o is not observer)
+        _update_trace_any()
+
+
+def _notify_observers(
+    seq: int,
+    depth: int,
+    machine: Any,
+    event: Event,
+    state: Any,
+    next_state: Any,
+    ret: Any,
+    exc: BaseException | None,
+) -> None:
+    for observer in _observers:
+        try:
+            observer(seq, depth, machine, event, state, next_state, ret, exc)
+        except Exception:
+            _LOG.exception("dispatch observer %r raised; it is removed", observer)
+            remove_dispatch_observer(observer)
 
 
 class DispatchContext:
@@ -361,7 +418,7 @@ class SMachine:
             # A str, something that is not an event, or an event this state has no row
             # for: the slow path sorts them out.
             return self._inject_slow(event)
-        if _trace_any and (self._trace_mach or _global_trace_mach):
+        if _trace_any and (self._trace_mach or _global_trace_mach or _observers):
             return self._inject_traced(event, row)  # type: ignore[arg-type]
         ctx = self._ctx
         depth = ctx.depth
@@ -392,38 +449,47 @@ class SMachine:
         return self.inject_event(event)
 
     def _inject_traced(self, event: Event, row: FastRow) -> Any:
+        """The dispatch with the trace lines (when this machine is traced) and the
+        dispatch observers (when any is installed)."""
+        global _dispatch_seq
         ctx = self._ctx
         depth = ctx.depth + 1
         if depth > MAX_SEND_DEPTH:
             raise self._depth_error(event)
         action, next_table = row
         state = self._state
-        next_state = self._fsm.state_of(next_table)
+        next_state = self._fsm.state_of(next_table) if next_table is not None else state
+        seq = 0
+        if _observers:
+            _dispatch_seq += 1
+            seq = _dispatch_seq
         level = max(self._trace_mach, _global_trace_mach)
-        log = self.logger or _LOG
+        log = (self.logger or _LOG) if level else None
         indent = "  " * ctx.depth
-        fields = {
-            "fsm_gclass": type(self).__name__,
-            "fsm_gobj": str(self),
-            "fsm_state": state,
-            "fsm_event": event.event_name,
-            "fsm_action": _action_name(action) if action is not None else None,
-            "fsm_next_state": next_state,
-            "fsm_depth": ctx.depth,
-        }
-        ev_text = f"{event.event_name}, {event.kw!r}" if level > 1 else event.event_name
-        log.info(
-            "%s-> mach: (%r), st: %s, ev: (%s), ac: %s()",
-            indent,
-            self,
-            state,
-            ev_text,
-            fields["fsm_action"],
-            extra={**fields, "fsm_phase": "->"},
-        )
+        fields: dict[str, Any] = {}
+        if log is not None:
+            fields = {
+                "fsm_gclass": type(self).__name__,
+                "fsm_gobj": str(self),
+                "fsm_state": state,
+                "fsm_event": event.event_name,
+                "fsm_action": _action_name(action) if action is not None else None,
+                "fsm_next_state": self._fsm.state_of(next_table),
+                "fsm_depth": ctx.depth,
+            }
+            ev_text = f"{event.event_name}, {event.kw!r}" if level > 1 else event.event_name
+            log.info(
+                "%s-> mach: (%r), st: %s, ev: (%s), ac: %s()",
+                indent,
+                self,
+                state,
+                ev_text,
+                fields["fsm_action"],
+                extra={**fields, "fsm_phase": "->"},
+            )
         if next_table is not None:
             self._table = next_table
-            if next_state != state:
+            if log is not None and next_state != state:
                 log.info(
                     "%s - mach: (%r), new_st: %s",
                     indent,
@@ -438,25 +504,31 @@ class SMachine:
                 ret = action(self, event)
             except Exception as exc:
                 _annotate_exception(exc, self, state, event)
-                log.info(
-                    "%s<- mach: (%r), st: %s, raised: %r",
-                    indent,
-                    self,
-                    self._state,
-                    exc,
-                    extra={**fields, "fsm_phase": "<-"},
-                )
+                if log is not None:
+                    log.info(
+                        "%s<- mach: (%r), st: %s, raised: %r",
+                        indent,
+                        self,
+                        self._state,
+                        exc,
+                        extra={**fields, "fsm_phase": "<-"},
+                    )
+                if seq:
+                    _notify_observers(seq, depth - 1, self, event, state, next_state, None, exc)
                 raise
             finally:
                 ctx.depth = depth - 1
-        log.info(
-            "%s<- mach: (%r), st: %s, ret: %r",
-            indent,
-            self,
-            self._state,
-            ret,
-            extra={**fields, "fsm_phase": "<-"},
-        )
+        if log is not None:
+            log.info(
+                "%s<- mach: (%r), st: %s, ret: %r",
+                indent,
+                self,
+                self._state,
+                ret,
+                extra={**fields, "fsm_phase": "<-"},
+            )
+        if seq:
+            _notify_observers(seq, depth - 1, self, event, state, next_state, ret, None)
         return ret
 
     def _event_not_accepted(self, event: Event) -> Any:
