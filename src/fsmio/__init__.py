@@ -7,6 +7,8 @@ uvloop) event loop.  Every public name is importable from here::
     from fsmio import GAplic, GObj, GTimer, GSock, GServerSock, GConnex
 """
 
+# First: it decides whether the compiled hot-path modules or their .py sources are used.
+from . import _compiled  # noqa: F401
 from ._version import __version__
 from .aplic import (
     Callback,

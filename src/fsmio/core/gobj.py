@@ -38,7 +38,7 @@ from .deferred import Deferred
 from .errors import EventError, GObjError
 from .event import Event, _FastEvent, new_event
 from .gconfig import FLAG_DIRECT_ATTR, GConfig, asbool
-from .smachine import _DEFAULT_CONTEXT, EMPTY_FSM, SMachine
+from .smachine import _DEFAULT_CONTEXT, EMPTY_FSM, SMachine, inject_event
 
 __all__ = [
     "GOBJ_GCONFIG",
@@ -586,7 +586,9 @@ class GObj(SMachine, GConfig):
                 dst,
             )
             return -1
-        return dst.inject_event(ev)
+        # The function behind every gobj's inject_event, called directly: a C call in the
+        # compiled build (docs/compiled.md).
+        return inject_event(dst, ev)
 
     def post_event(self, destination: Any, event: Any, **kw: Any) -> None:
         """Queue ``event`` for ``destination``; the GAplic delivers it next iteration."""
@@ -647,7 +649,7 @@ class GObj(SMachine, GConfig):
                 oevent.event_name = event
                 oevent.source = [self]
                 oevent.__dict__ = kw
-                subscriber.inject_event(oevent)
+                inject_event(subscriber, oevent)
             return
         subs = self._dl_subscriptions
         if not subs:
@@ -725,7 +727,7 @@ class GObj(SMachine, GConfig):
                     raise GObjError(f"{self!r}: a __use_post_event__ subscription needs a GAplic")
                 gaplic.enqueue_event(oevent)
                 continue
-            ret = subscriber.inject_event(oevent)
+            ret = inject_event(subscriber, oevent)
             if owned_filter is not None and owned_filter(ret) is True:
                 return
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .errors import EventError, EventNotAcceptedError, MachineError, SendDepthError, StateError
 from .event import Event, new_event
@@ -352,7 +352,7 @@ def _action_name(action: Action | None) -> str:
     return getattr(action, "__name__", None) or repr(action)
 
 
-def _annotate_exception(exc: BaseException, machine: SMachine, state: Any, event: Event) -> None:
+def _annotate_exception(exc: BaseException, machine: MachineCore, state: Any, event: Event) -> None:
     """Record, once (at the innermost action), where an exception was raised."""
     if getattr(exc, "__fsmio_where__", None) is None:
         where = f"{machine!r}, state {state}, event {event.event_name}"
@@ -369,28 +369,65 @@ def exception_where(exc: BaseException) -> str | None:
     return where if isinstance(where, str) else None
 
 
-class SMachine:
-    """A finite-state machine built from a ginsfsm FSM dict.
+def inject_event(self: MachineCore, event: Event | str) -> Any:
+    """Run the transition for ``event`` in the current state; return the action's value.
 
-    ``SMachine(fsm)`` validates and compiles ``fsm`` (once per dict object) and starts in
-    the first state of ``state_list``.  ``inject_event`` runs one transition.
+    ``event`` is an ``Event`` (or any object with a str ``event_name``) or an event
+    name.  An unknown event, or one the current state has no row for, is not an error
+    of the program's flow: ginsfsm logs a warning and *returns* the class
+    ``EventNotAcceptedError`` (with ``strict_events`` on, it is raised).
+
+    ``MachineCore.inject_event`` *is* this function (a method like any other); it is
+    written at module level so that the compiled dispatch (``send_event``,
+    ``broadcast_event``) calls it at C level (docs/compiled.md).
+    """
+    table = self._table
+    try:
+        row = table[event.event_name]  # type: ignore[union-attr]
+    except (KeyError, AttributeError, TypeError):
+        # A str, something that is not an event, or an event this state has no row
+        # for: the slow path sorts them out.
+        return self._inject_slow(event)
+    if _trace_any and (
+        cast("SMachine", self)._trace_mach or _global_trace_mach or _observers
+    ):
+        return self._inject_traced(event, row)  # type: ignore[arg-type]
+    ctx = self._ctx
+    depth = ctx.depth
+    if depth >= MAX_SEND_DEPTH:
+        raise self._depth_error(event)  # type: ignore[arg-type]
+    action, next_table = row
+    if next_table is not None:
+        self._table = next_table
+    if action is None:
+        return None
+    ctx.depth = depth + 1
+    try:
+        return action(self, event)  # type: ignore[arg-type]
+    except Exception as exc:
+        _annotate_exception(exc, self, self._fsm.state_of(table), event)  # type: ignore[arg-type]
+        raise
+    finally:
+        ctx.depth = depth
+
+
+class MachineCore:
+    """What every machine holds, and the dispatch: the compiled FSM, the current state's
+    table, the dispatch context, and ``inject_event`` with its slow and traced paths.
+
+    ``SMachine``'s base, a class of its own so that the compiled build can make it an
+    extension type with typed fields (``smachine.pxd``, docs/compiled.md) while
+    ``SMachine``, ``GObj`` and every gclass stay Python classes, with a ``__dict__`` for
+    everything else a program stores.  Not for direct use.
     """
 
-    #: The machine's name (a GObj's name overrides it).
-    name: str = ""
-    #: Logger for traces and warnings; ``None`` means the ``fsmio`` logger.
-    logger: logging.Logger | None = None
-    #: Raise ``EventNotAcceptedError`` instead of returning it.
-    strict_events: bool = False
+    __slots__ = ("_ctx", "_fsm", "_table")
 
-    _ctx: DispatchContext = _DEFAULT_CONTEXT
-    # This machine's own trace level: a class default until it is set (8 bytes less in
-    # every machine).
-    _trace_mach: int = 0
 
     def __init__(self, fsm: Mapping[str, Any]) -> None:
         compiled = compile_fsm(fsm)
-        self._fsm = compiled
+        self._ctx: DispatchContext = _DEFAULT_CONTEXT
+        self._fsm: CompiledFSM = compiled
         initial = compiled.initial_state
         # The current state *is* its compiled table (see the module doc).
         self._table: dict[str, FastRow] = compiled.tables[initial] if initial is not None else {}
@@ -403,40 +440,8 @@ class SMachine:
     # ------------------------------------------------------------------------------------
     #   Dispatch
     # ------------------------------------------------------------------------------------
-    def inject_event(self, event: Event | str) -> Any:
-        """Run the transition for ``event`` in the current state; return the action's value.
-
-        ``event`` is an ``Event`` (or any object with a str ``event_name``) or an event
-        name.  An unknown event, or one the current state has no row for, is not an error
-        of the program's flow: ginsfsm logs a warning and *returns* the class
-        ``EventNotAcceptedError`` (with ``strict_events`` on, it is raised).
-        """
-        table = self._table
-        try:
-            row = table[event.event_name]  # type: ignore[union-attr]
-        except (KeyError, AttributeError, TypeError):
-            # A str, something that is not an event, or an event this state has no row
-            # for: the slow path sorts them out.
-            return self._inject_slow(event)
-        if _trace_any and (self._trace_mach or _global_trace_mach or _observers):
-            return self._inject_traced(event, row)  # type: ignore[arg-type]
-        ctx = self._ctx
-        depth = ctx.depth
-        if depth >= MAX_SEND_DEPTH:
-            raise self._depth_error(event)  # type: ignore[arg-type]
-        action, next_table = row
-        if next_table is not None:
-            self._table = next_table
-        if action is None:
-            return None
-        ctx.depth = depth + 1
-        try:
-            return action(self, event)  # type: ignore[arg-type]
-        except Exception as exc:
-            _annotate_exception(exc, self, self._fsm.state_of(table), event)  # type: ignore[arg-type]
-            raise
-        finally:
-            ctx.depth = depth
+    #: ``machine.inject_event(event)``: run the transition for ``event`` (see the function).
+    inject_event = inject_event
 
     def _inject_slow(self, event: Any) -> Any:
         if type(event) is str:
@@ -452,6 +457,7 @@ class SMachine:
         """The dispatch with the trace lines (when this machine is traced) and the
         dispatch observers (when any is installed)."""
         global _dispatch_seq
+        machine = cast("SMachine", self)  # its class attributes: name, logger, levels
         ctx = self._ctx
         depth = ctx.depth + 1
         if depth > MAX_SEND_DEPTH:
@@ -463,8 +469,8 @@ class SMachine:
         if _observers:
             _dispatch_seq += 1
             seq = _dispatch_seq
-        level = max(self._trace_mach, _global_trace_mach)
-        log = (self.logger or _LOG) if level else None
+        level = max(machine._trace_mach, _global_trace_mach)
+        log = (machine.logger or _LOG) if level else None
         indent = "  " * ctx.depth
         fields: dict[str, Any] = {}
         if log is not None:
@@ -538,9 +544,10 @@ class SMachine:
             else "NOT ACCEPTED by UNKNOWN"
         )
         message = f"mach: ({self!r}), st: {self._state}, ev: {event.event_name} ({why})"
-        if self.strict_events:
+        machine = cast("SMachine", self)
+        if machine.strict_events:
             raise EventNotAcceptedError(message)
-        (self.logger or _LOG).warning(
+        (machine.logger or _LOG).warning(
             "%s",
             message,
             extra={
@@ -559,6 +566,25 @@ class SMachine:
             f"state {self._state}, event {event.event_name}: an event cycle? "
             "Break it with post_event."
         )
+
+
+class SMachine(MachineCore):
+    """A finite-state machine built from a ginsfsm FSM dict.
+
+    ``SMachine(fsm)`` validates and compiles ``fsm`` (once per dict object) and starts in
+    the first state of ``state_list``.  ``inject_event`` runs one transition.
+    """
+
+    #: The machine's name (a GObj's name overrides it).
+    name: str = ""
+    #: Logger for traces and warnings; ``None`` means the ``fsmio`` logger.
+    logger: logging.Logger | None = None
+    #: Raise ``EventNotAcceptedError`` instead of returning it.
+    strict_events: bool = False
+
+    # This machine's own trace level: a class default until it is set (8 bytes less in
+    # every machine).
+    _trace_mach: int = 0
 
     # ------------------------------------------------------------------------------------
     #   States

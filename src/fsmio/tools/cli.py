@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from fsmio._compiled import build_info
 from fsmio._version import __version__
 
 from . import EXIT_FAILURE, EXIT_INTERRUPTED, ToolError, gclasses_in, import_module, load_gclass
@@ -27,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fsmio",
         description="Run, draw, check and trace fsmio applications and gclasses.",
     )
-    parser.add_argument("--version", action="version", version=f"fsmio {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"fsmio {__version__} ({build_info()})"
+    )
     parser.add_argument(
         "--traceback", action="store_true", help="show the traceback of an error (debugging)"
     )

@@ -1,0 +1,85 @@
+"""Builds fsmio's optional extension modules: Cython compiles the hot-path modules listed
+in ``fsmio._compiled.COMPILED_MODULES`` from their ``.py`` sources (the readable
+reference), typed by the ``.pxd`` files beside them (docs/compiled.md).
+
+Optional, as in aiohttp and yarl: with ``FSMIO_NO_EXTENSIONS=1``, without Cython, or when
+compiling fails (no C compiler), the install goes on and fsmio runs the pure-Python
+modules (``fsmio --version`` says which build is running, and why).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+# The list lives in the package (fsmio._compiled), which setup.py reads without importing
+# fsmio (nothing is installed yet).
+MODULES = (
+    "fsmio.core.event",
+    "fsmio.core.smachine",
+    "fsmio.core.gobj",
+    "fsmio.gobjs.c_sock",
+)
+NO_EXTENSIONS = os.environ.get("FSMIO_NO_EXTENSIONS", "").strip() not in ("", "0")
+
+
+def _say(message: str) -> None:
+    print(f"fsmio setup: {message}", file=sys.stderr)
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that never fails the install: a module it cannot build is left out (and
+    fsmio then runs every hot-path module as pure Python: they are used all or none)."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler at all (DistutilsPlatformError...)
+            _say(f"extension modules not built ({exc!r}); fsmio runs as pure Python")
+
+    def build_extension(self, ext: Any) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            _say(f"extension {ext.name} not built ({exc!r}); fsmio runs as pure Python")
+
+
+def extensions() -> list[Any]:
+    if NO_EXTENSIONS:
+        _say("FSMIO_NO_EXTENSIONS is set: pure-Python install")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _say("Cython is not installed: pure-Python install")
+        return []
+    modules = [
+        Extension(name, [os.path.join("src", *name.split(".")) + ".py"]) for name in MODULES
+    ]
+    try:
+        return list(
+            cythonize(
+                modules,
+                language_level=3,
+                compiler_directives={
+                    # Types come from the .pxd files only: the .py annotations are for mypy
+                    # (Cython would otherwise turn `x: dict` into a runtime type check).
+                    "annotation_typing": False,
+                    "binding": True,
+                    # A typed argument may be None (``MachineCore.inject_event(None, ev)``):
+                    # checked, raising AttributeError, never a crash.
+                    "nonecheck": True,
+                    "embedsignature": False,
+                },
+            )
+        )
+    except Exception as exc:
+        _say(f"Cython failed ({exc!r}): pure-Python install")
+        return []
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
