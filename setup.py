@@ -15,6 +15,7 @@ from typing import Any
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 # The list lives in the package (fsmio._compiled), which setup.py reads without importing
 # fsmio (nothing is installed yet).
@@ -24,6 +25,7 @@ MODULES = (
     "fsmio.core.gobj",
     "fsmio.gobjs.c_sock",
 )
+GENERATED = (".c", ".so", ".pyd")
 NO_EXTENSIONS = os.environ.get("FSMIO_NO_EXTENSIONS", "").strip() not in ("", "0")
 
 
@@ -33,7 +35,15 @@ def _say(message: str) -> None:
 
 class OptionalBuildExt(build_ext):
     """build_ext that never fails the install: a module it cannot build is left out (and
-    fsmio then runs every hot-path module as pure Python: they are used all or none)."""
+    fsmio then runs every hot-path module as pure Python: they are used all or none).
+
+    Cython runs here, at build time, not when setup.py is read: an sdist carries the .py
+    sources and the .pxd files, never generated C.
+    """
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        self.extensions = cythonized(self.extensions)
 
     def run(self) -> None:
         try:
@@ -48,18 +58,23 @@ class OptionalBuildExt(build_ext):
             _say(f"extension {ext.name} not built ({exc!r}); fsmio runs as pure Python")
 
 
-def extensions() -> list[Any]:
-    if NO_EXTENSIONS:
-        _say("FSMIO_NO_EXTENSIONS is set: pure-Python install")
+class BuildPyWithoutGenerated(build_py):
+    """Package data is every file under src/fsmio (pyproject.toml) except what a build
+    leaves beside the sources: the generated C and the extension modules."""
+
+    def find_data_files(self, package: str, src_dir: str) -> list[str]:
+        files: list[str] = super().find_data_files(package, src_dir)
+        return [f for f in files if not f.endswith(GENERATED)]
+
+
+def cythonized(modules: list[Any]) -> list[Any]:
+    if NO_EXTENSIONS or not modules:
         return []
     try:
         from Cython.Build import cythonize
     except ImportError:
         _say("Cython is not installed: pure-Python install")
         return []
-    modules = [
-        Extension(name, [os.path.join("src", *name.split(".")) + ".py"]) for name in MODULES
-    ]
     try:
         return list(
             cythonize(
@@ -82,4 +97,14 @@ def extensions() -> list[Any]:
         return []
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+def extensions() -> list[Any]:
+    if NO_EXTENSIONS:
+        _say("FSMIO_NO_EXTENSIONS is set: pure-Python install")
+        return []
+    return [Extension(name, [os.path.join("src", *name.split(".")) + ".py"]) for name in MODULES]
+
+
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt, "build_py": BuildPyWithoutGenerated},
+)
