@@ -141,7 +141,7 @@ class LoadGen:
     def name(self) -> str:
         if self.exe is not None:
             return "echoload (benchmarks/echoload.c, cc -O2)"
-        return "loadgen.py (Python FALLBACK: no C compiler; ratios compressed)"
+        return "loadgen.py (Python FALLBACK: ratios compressed)"
 
     def argv(self, host: str, port: int, mode: str, args: list[str]) -> list[str]:
         where = ["--host", host, "--port", str(port), "--mode", mode, *args]
@@ -154,39 +154,51 @@ class LoadGen:
     def measure(
         self, server: Server, mode: Mode, server_cpus: set[int], load_cpus: set[int]
     ) -> dict[str, Any]:
-        proc = subprocess.Popen(
-            self.argv(server.host, server.port, mode.mode, mode.args),
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        with suppress(OSError):
-            os.sched_setaffinity(proc.pid, load_cpus)
-        timeout = self.warmup + self.seconds + 60.0
         compiled = self.exe is not None
-        try:
-            # The compiled one: the window is between its START and STOP lines (after the
-            # warm-up, before it drains what is in flight and checks the last bytes).  The
-            # Python one: its whole life.
-            if compiled and _readline(proc, timeout) != "START":
-                raise RuntimeError("no START line")
-            cpu0, load0 = cpu_seconds(server.pid), cpu_seconds(proc.pid)
-            busy0 = cpu_busy_seconds(server_cpus)
-            if compiled and _readline(proc, timeout) != "STOP":
-                raise RuntimeError("no STOP line")
-            cpu1, load1 = cpu_seconds(server.pid), cpu_seconds(proc.pid)
-            busy1 = cpu_busy_seconds(server_cpus)
-            out, err = proc.communicate(timeout=timeout)
-            if not compiled:
-                cpu1, busy1 = cpu_seconds(server.pid), cpu_busy_seconds(server_cpus)
-                load1 = load0 = 0.0  # its process is gone: not measured
-        except (subprocess.TimeoutExpired, RuntimeError, OSError) as exc:
-            proc.kill()
-            _, err = proc.communicate()
-            raise RuntimeError(
-                f"load {mode.name} against {server.name}: {exc} {err[-500:]}"
-            ) from None
-        if proc.returncode != 0:
-            raise RuntimeError(f"load {mode.name} against {server.name} failed: {err[-800:]}")
+        timeout = self.warmup + self.seconds + 60.0
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(
+                self.argv(server.host, server.port, mode.mode, mode.args),
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+            )  # fmt: skip
+            assert proc.stdout is not None
+            with suppress(OSError):
+                os.sched_setaffinity(proc.pid, load_cpus)
+            lines = _Lines(proc.stdout.fileno())
+            try:
+                # The compiled one: the window is between its START and STOP lines (after
+                # the warm-up, before it drains what is in flight and checks the last
+                # bytes).  The Python one: its whole life.
+                if compiled and lines.readline(timeout) != "START":
+                    raise RuntimeError("no START line")
+                cpu0, load0 = cpu_seconds(server.pid), cpu_seconds(proc.pid)
+                busy0 = cpu_busy_seconds(server_cpus)
+                if compiled and lines.readline(timeout) != "STOP":
+                    raise RuntimeError("no STOP line")
+                cpu1, load1 = cpu_seconds(server.pid), cpu_seconds(proc.pid)
+                busy1 = cpu_busy_seconds(server_cpus)
+                out = lines.rest(timeout)
+                proc.wait(timeout)
+                if not compiled:
+                    cpu1, busy1 = cpu_seconds(server.pid), cpu_busy_seconds(server_cpus)
+                    load1 = load0 = 0.0  # its process is gone: not measured
+            except (TimeoutError, subprocess.TimeoutExpired, RuntimeError, OSError) as exc:
+                proc.kill()
+                proc.wait()
+                errors.seek(0)
+                err = errors.read().decode(errors="replace")
+                raise RuntimeError(
+                    f"load {mode.name} against {server.name}: {exc} {err[-500:]}"
+                ) from None
+            finally:
+                proc.stdout.close()
+            if proc.returncode != 0 or not out.strip():
+                errors.seek(0)
+                err = errors.read().decode(errors="replace")
+                raise RuntimeError(
+                    f"load {mode.name} against {server.name} failed "
+                    f"(exit {proc.returncode}): {err[-800:]}"
+                )
         result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         result["server_cpu"] = cpu1 - cpu0
         result["load_cpu"] = load1 - load0
@@ -333,6 +345,44 @@ class Server:
             if stream:
                 stream.close()
         return err
+
+
+class _Lines:
+    """A child's output, line by line, read without a buffer select() cannot see.
+
+    (A buffered reader may read the next lines along with this one; select() on the pipe
+    then waits for output that has already come.)
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.eof = False
+
+    def _fill(self, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the load generator said nothing in time")
+        ready, _, _ = select.select([self.fd], [], [], left)
+        if ready:
+            chunk = os.read(self.fd, 65536)
+            self.eof = not chunk
+            self.buf += chunk
+
+    def readline(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf and not self.eof:
+            self._fill(deadline)
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode().strip()
+
+    def rest(self, timeout: float) -> str:
+        """Everything up to the end of the output."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            self._fill(deadline)
+        rest, self.buf = self.buf, b""
+        return rest.decode()
 
 
 def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
@@ -569,8 +619,9 @@ def busy_notes(res: Results, summary: dict[tuple[str, str], dict[str, float]]) -
     notes = []
     if not res.machine.get("loadgen_compiled", True):
         notes.append(
-            "**FALLBACK LOAD GENERATOR**: no C compiler, so the Python load generator "
-            "(loadgen.py) drove the load. It saturates its own core before the faster "
+            "**FALLBACK LOAD GENERATOR**: the Python load generator (loadgen.py; no C "
+            "compiler, or --python-loadgen) drove the load. It saturates its own core before "
+            "the faster "
             "servers saturate theirs, so the servers idle part of the time and the ratios "
             "between them are COMPRESSED towards 1.00x. Install a C compiler (cc) and rerun."
         )
