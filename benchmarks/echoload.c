@@ -458,8 +458,10 @@ int main(int argc, char **argv) {
         for (int k = 0; k < n; k++) {
             conn_t *c = events[k].data.ptr;
             if (c->fd < 0) continue;
+            int fd = c->fd, state = c->state;
             if (events[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
-            if (c->fd >= 0 && (events[k].events & EPOLLOUT)) on_writable(c);
+            /* Not if on_readable closed it and started another (connect mode). */
+            if (c->fd == fd && c->state == state && (events[k].events & EPOLLOUT)) on_writable(c);
         }
     }
     long long total = 0;

@@ -638,6 +638,15 @@ def busy_notes(res: Results, summary: dict[tuple[str, str], dict[str, float]]) -
                     "alternated across repeats) are what to compare."
                 )
                 break
+    busy = [v["server_busy"] for v in summary.values() if v.get("server_busy") is not None]
+    if busy and _med(busy) < 0.8:
+        notes.append(
+            f"The servers were not saturated: their median CPU share of the window was "
+            f"{_med(busy):.0%} (see *server core*; *others* says who had the rest). A server "
+            "that waits does smaller batches per wake-up, so its CPU per message is inflated "
+            "and the ratios between servers are compressed; on a quiet machine both are "
+            "closer to what the servers really cost."
+        )
     noisy = sorted(
         {f"{mode}/{srv} {v['others']:.0%}" for (mode, srv), v in summary.items()
          if v.get("others", 0.0) >= 0.10}
