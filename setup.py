@@ -42,8 +42,9 @@ class OptionalBuildExt(build_ext):
     """
 
     def finalize_options(self) -> None:
+        # Before build_ext's own: it prepares the Extension objects it is given.
+        self.distribution.ext_modules = cythonized(self.distribution.ext_modules or [])
         super().finalize_options()
-        self.extensions = cythonized(self.extensions)
 
     def run(self) -> None:
         try:

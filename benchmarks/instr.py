@@ -127,12 +127,16 @@ def _instructions(bench: str, n: int) -> int:
                 str(n),
             ],
             check=True,
+            # The same string hashes in every run: dict probes repeat exactly.
+            env={**os.environ, "PYTHONHASHSEED": "0"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         with open(out) as f:
             text = f.read()
-    match = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(r"^totals:\s+(\d+)", text, re.M)
+    match = re.search(r"^summary:\s+(\d+)", text, re.M) or re.search(
+        r"^totals:\s+(\d+)", text, re.M
+    )
     if match is None:
         raise RuntimeError("no instruction total in the callgrind output")
     return int(match.group(1))

@@ -388,9 +388,7 @@ def inject_event(self: MachineCore, event: Event | str) -> Any:
         # A str, something that is not an event, or an event this state has no row
         # for: the slow path sorts them out.
         return self._inject_slow(event)
-    if _trace_any and (
-        cast("SMachine", self)._trace_mach or _global_trace_mach or _observers
-    ):
+    if _trace_any and (cast("SMachine", self)._trace_mach or _global_trace_mach or _observers):
         return self._inject_traced(event, row)  # type: ignore[arg-type]
     ctx = self._ctx
     depth = ctx.depth
@@ -422,7 +420,6 @@ class MachineCore:
     """
 
     __slots__ = ("_ctx", "_fsm", "_table")
-
 
     def __init__(self, fsm: Mapping[str, Any]) -> None:
         compiled = compile_fsm(fsm)

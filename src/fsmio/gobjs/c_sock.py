@@ -172,6 +172,7 @@ from fsmio.core.gconfig import (
     positive_number,
 )
 from fsmio.core.gobj import GObj, Subscription
+from fsmio.core.smachine import MachineCore
 from fsmio.gobjs.outbuf import EMPTY_OUTBUF, FlowQueue, OutBufOverflow, as_bytes
 from fsmio.gobjs.tls import make_ssl_context, server_hostname_of
 
@@ -645,39 +646,86 @@ class _GSockType(type):
         _trace_dump_all = bool(value)
 
 
-class GSock(GObj, asyncio.Protocol, metaclass=_GSockType):
-    """A TCP/TLS connection gobj (see the module documentation)."""
+class GSockCore(MachineCore):
+    """The per-message part of a GSock: the fields its receive and send path touch, and
+    ``data_received`` and ``_tx``.
 
-    # Per-connection memory is a goal: slots for everything a GSock adds to a GObj.
+    GSock's base, a class of its own so that the compiled build makes it an extension
+    type whose fields are C struct members (``c_sock.pxd``, docs/compiled.md); in the
+    pure-Python build they are slots.  Not for direct use: a GSock is one.
+    """
+
     __slots__ = (
         "_clock",
-        "_close_reason",
-        "_connect_task",
         "_direct_max",
-        "_drop_timer",
-        "_dst_index",
-        "_fd",
-        "_impl_poll",
-        "_peername",
         "_queue",
         "_read_paused_by_app",
-        "_ready_handle",
-        "_refused_logged",
-        "_registry",
         "_rx_held",
-        "_server",
-        "_sock",
-        "_socket_map",
-        "_ssl_ctx",
         "_transport",
-        "_wants_cache",
-        "addr",
         "last_activity",
         "rxed_bytes",
         "rxed_msgs",
         "trace_dump",
         "txed_bytes",
         "txed_msgs",
+    )
+
+    # `self: GSock`: a GSockCore is only ever a GSock's base (mypy wants a supertype here;
+    # the methods read GSock's other attributes, as GObj's methods read a gclass's).
+    def data_received(self: GSock, data: bytes) -> None:  # type: ignore[misc]
+        if self._read_paused_by_app or self._rx_held:
+            # A read the transport made despite the pause (uvloop starts reading right
+            # after connection_made; a TLS layer may hold decrypted data): kept, in order,
+            # until EV_RESUME_READING.
+            self._rx_held += data
+            if self._read_paused_by_app and self._transport is not None:
+                self._transport.pause_reading()
+            return
+        self.rxed_msgs += 1
+        self.rxed_bytes += len(data)
+        self.last_activity = self._clock()
+        if self.trace_dump or _trace_dump_all:
+            (self.logger or _LOG).info(hexdump(f"{self!r} RX <-", data))
+        name = self.config.rx_data_event_name
+        if name:
+            try:
+                self.broadcast_event(name, gsock=self, data=data)
+            except Exception as exc:
+                self._handler_error(exc)
+
+    def _tx(self: GSock, data: bytes) -> None:  # type: ignore[misc]
+        transport = self._transport
+        assert transport is not None
+        self.txed_msgs += 1
+        self.txed_bytes += len(data)
+        self.last_activity = self._clock()
+        if self.trace_dump or _trace_dump_all:
+            (self.logger or _LOG).info(hexdump(f"{self!r} TX ->", data))
+        transport.write(data)
+
+
+class GSock(GObj, GSockCore, asyncio.Protocol, metaclass=_GSockType):
+    """A TCP/TLS connection gobj (see the module documentation)."""
+
+    # Per-connection memory is a goal: slots for everything a GSock adds to a GObj.
+    # (and GSockCore's, for the fields of the per-message path).
+    __slots__ = (
+        "_close_reason",
+        "_connect_task",
+        "_drop_timer",
+        "_dst_index",
+        "_fd",
+        "_impl_poll",
+        "_peername",
+        "_ready_handle",
+        "_refused_logged",
+        "_registry",
+        "_server",
+        "_sock",
+        "_socket_map",
+        "_ssl_ctx",
+        "_wants_cache",
+        "addr",
     )
 
     trace_dump: bool
@@ -1013,27 +1061,6 @@ class GSock(GObj, asyncio.Protocol, metaclass=_GSockType):
             server._child_connected(self)
         self._guarded(self.send_event, self, "EV_TRANSPORT_UP")
 
-    def data_received(self, data: bytes) -> None:
-        if self._read_paused_by_app or self._rx_held:
-            # A read the transport made despite the pause (uvloop starts reading right
-            # after connection_made; a TLS layer may hold decrypted data): kept, in order,
-            # until EV_RESUME_READING.
-            self._rx_held += data
-            if self._read_paused_by_app and self._transport is not None:
-                self._transport.pause_reading()
-            return
-        self.rxed_msgs += 1
-        self.rxed_bytes += len(data)
-        self.last_activity = self._clock()
-        if self.trace_dump or _trace_dump_all:
-            (self.logger or _LOG).info(hexdump(f"{self!r} RX <-", data))
-        name = self.config.rx_data_event_name
-        if name:
-            try:
-                self.broadcast_event(name, gsock=self, data=data)
-            except Exception as exc:
-                self._handler_error(exc)
-
     def eof_received(self) -> bool | None:
         if self._transport is None:
             return None
@@ -1099,16 +1126,6 @@ class GSock(GObj, asyncio.Protocol, metaclass=_GSockType):
     # ------------------------------------------------------------------------------------
     #   Internals
     # ------------------------------------------------------------------------------------
-    def _tx(self, data: bytes) -> None:
-        transport = self._transport
-        assert transport is not None
-        self.txed_msgs += 1
-        self.txed_bytes += len(data)
-        self.last_activity = self._clock()
-        if self.trace_dump or _trace_dump_all:
-            (self.logger or _LOG).info(hexdump(f"{self!r} TX ->", data))
-        transport.write(data)
-
     def _pump(self) -> None:
         """Flush as far as the transport takes it, then act on the flow-control edges."""
         transport = self._transport
