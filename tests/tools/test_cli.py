@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fsmio import __version__
+from fsmio._compiled import build_info
 from fsmio.tools.cli import main
 
 from .conftest import run_fsmio
@@ -14,7 +15,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"fsmio {__version__}"
+    # The build running follows the version: "(compiled)" or "(pure Python (<why>))".
+    assert capsys.readouterr().out.strip() == f"fsmio {__version__} ({build_info()})"
 
 
 @pytest.mark.parametrize("command", ["run", "draw", "check", "trace"])

@@ -125,7 +125,8 @@ def instantiate(gclass: type[GObj]) -> GObj:
         raise ToolError(
             f"cannot instantiate {gclass.__module__}:{gclass.__name__}: {type(exc).__name__}: {exc}"
         ) from None
-    if "_fsm" not in vars(gobj) or "_gconfig" not in vars(gobj):
+    # (Not `in vars(gobj)`: _fsm is a slot, or a C field of the compiled build.)
+    if getattr(gobj, "_fsm", None) is None or getattr(gobj, "_gconfig", None) is None:
         raise ToolError(f"{gclass.__name__}.__init__ must call GObj.__init__(self, FSM, GCONFIG)")
     return gobj
 

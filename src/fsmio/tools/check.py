@@ -43,6 +43,7 @@ run), so they can never disagree with it; only the line numbers come from the so
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import inspect
 import re
@@ -140,6 +141,18 @@ def _elements(node: ast.AST | None) -> list[ast.expr]:
     return list(node.elts) if isinstance(node, (ast.Tuple, ast.List)) else []
 
 
+def _source_file(module: ModuleType) -> str | None:
+    """The source file of ``module``; for a compiled extension module (the compiled build,
+    docs/compiled.md), the ``.py`` beside it that it was compiled from."""
+    file = inspect.getsourcefile(module)
+    path = module.__file__
+    if file is None and path:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            if path.endswith(suffix) and Path(path[: -len(suffix)] + ".py").is_file():
+                return path[: -len(suffix)] + ".py"
+    return file
+
+
 class Locator:
     """Lines of FSM tables and templates written as literals in one source file."""
 
@@ -151,7 +164,7 @@ class Locator:
         self.tree: ast.Module | None = None
         self.jumps: set[str] = set()
         try:
-            self.file = inspect.getsourcefile(module)
+            self.file = _source_file(module)
             source = Path(self.file).read_text(encoding="utf-8") if self.file else ""
             self.tree = ast.parse(source)
         except (OSError, TypeError, SyntaxError, ValueError):
@@ -410,7 +423,8 @@ def check_gclass(gclass: type[GObj], _done: set[int] | None = None) -> list[Prob
     label = gclass.__name__
     try:
         gobj = gclass()
-        if "_fsm" not in vars(gobj) or "_gconfig" not in vars(gobj):
+        # (Not `in vars(gobj)`: _fsm is a slot, or a C field of the compiled build.)
+        if getattr(gobj, "_fsm", None) is None or getattr(gobj, "_gconfig", None) is None:
             raise TypeError(
                 f"{gclass.__name__}.__init__ must call GObj.__init__(self, FSM, GCONFIG)"
             )
