@@ -44,6 +44,7 @@
  *   #events tr.event       [data-seq][data-event][data-dst][data-src][data-state][data-next]
  *   #filter-gclass, #filter-gobj, #filter-state, #filter-event   comma-separated names,
  *                          applied on Enter / the "filter" button (form #event-filters)
+ *   #replay-info           (replay) the trace file's event count and time span
  *   #counters [data-counter=NAME]  events_per_s, gobjs, connections, bytes_in, bytes_out,
  *                          queue, loop_lag_ms, viewers, dropped, viewer_dropped
  *   #pause                 "Pause" / "Live"; #scrub range input; #play, #speed (replay)
@@ -637,6 +638,11 @@
   function onHistory(m) {
     history = (m.items || []).filter(passesFilter);
     historyComplete = m.complete !== false;
+    if (hello && hello.mode === "replay" && history.length > 0) {
+      const seconds = history[history.length - 1].t - history[0].t;
+      $("#replay-info").textContent = "trace file: " + history.length + " events over " +
+        seconds.toFixed(3) + " s, from " + formatTime(history[0].t);
+    }
     if (!paused) {
       if (hello && hello.mode === "live") return;  // a late reply after "Live"
       paused = true;
@@ -731,6 +737,7 @@
       showCursor();
     });
     $("#send-form").addEventListener("submit", sendEvent);
+    $("#diagram").addEventListener("click", () => $("#diagram").classList.toggle("actual-size"));
     $("#trace-toggle").addEventListener("change", () => {
       if (selectedId !== null) send({type: "trace", id: selectedId, on: $("#trace-toggle").checked});
     });
