@@ -198,23 +198,31 @@ def render(
     lines = [
         "# Inspector overhead: the echo server with and without a GInspector",
         "",
-        f"`python -m benchmarks.inspector_overhead --repeat {args.repeat} "
-        f"--seconds {args.seconds}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-        f"{elapsed:.0f} s.",
+        (
+            f"`python -m benchmarks.inspector_overhead --repeat {args.repeat} "
+            f"--seconds {args.seconds}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"{elapsed:.0f} s."
+        ),
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-        f"{platform.python_version()}, {platform.system()} {platform.release()}.  **A busy "
-        "machine**: other agents ran builds and tests on the same 2 cores during the run, so "
-        "absolute figures wander; the runs alternate (plain, inspector, watched, then the "
-        "reverse order) so that drift falls on every variant alike, and the ratio is taken "
-        "within each round.",
+        (
+            f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+            f"{platform.python_version()}, {platform.system()} {platform.release()}.  **A busy "
+            "machine**: other agents ran builds and tests on the same 2 cores during the run, so "
+            "absolute figures wander; the runs alternate (plain, inspector, watched, then the "
+            "reverse order) so that drift falls on every variant alike, and the ratio is taken "
+            "within each round."
+        ),
         "",
-        "Load: `benchmarks.loadgen` pipelined, 100 connections x 16 messages of 64 bytes in "
-        f"flight, {args.seconds:g} s per run; server CPU (user + system) per 100 000 "
-        "messages echoed.",
+        (
+            "Load: `benchmarks.loadgen` pipelined, 100 connections x 16 messages of 64 bytes in "
+            f"flight, {args.seconds:g} s per run; server CPU (user + system) per 100 000 "
+            "messages echoed."
+        ),
         "",
-        "| server | runs | median CPU s / 100k msgs | min - max | ratio to plain "
-        "(median of rounds) | ratio range |",
+        (
+            "| server | runs | median CPU s / 100k msgs | min - max | ratio to plain "
+            "(median of rounds) | ratio range |"
+        ),
         "|---|---|---|---|---|---|",
     ]
     for name, label in (
@@ -234,8 +242,10 @@ def render(
     noise = (max(plain) - min(plain)) / statistics.median(plain) if plain else 0.0
     lines += [
         "",
-        f"Run-to-run spread of the plain server alone: {noise * 100:.1f} % of its median "
-        "(max - min).",
+        (
+            f"Run-to-run spread of the plain server alone: {noise * 100:.1f} % of its median "
+            "(max - min)."
+        ),
     ]
     if viewer is not None:
         lines.append(
