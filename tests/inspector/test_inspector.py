@@ -253,6 +253,9 @@ def test_select_gives_config_stats_and_subscriptions_both_ways(app: InspectedEch
         assert any(s["publisher"] == ids["connex"] for s in pinger["subscribed"])
         # Re-sent once a second while selected.
         feed.until(lambda m: m["type"] == "detail" and m["id"] == ids["pinger"], timeout=3)
+        feed.send({"type": "select", "id": ids["server"]})
+        server = feed.until(lambda m: m["type"] == "detail" and m["id"] == ids["server"])
+        assert server["gclass"] == "GServerSock" and "n_gsocks" in server["stats"]
         feed.send({"type": "select", "id": 999_999})
         error = feed.of_type("error")
         assert "no gobj with id 999999" in error["message"]
