@@ -57,12 +57,16 @@ class Inspected:
 
 
 @contextmanager
-def inspected(tmp_path: Path, *args: str, name: str = "inspected") -> Iterator[Inspected]:
+def inspected(
+    tmp_path: Path, *args: str, name: str = "inspected", env: dict[str, str] | None = None
+) -> Iterator[Inspected]:
     """Run ``python -m fsmio ARGS`` (which must start an inspector on 127.0.0.1:0) until the
-    block ends; its stdout and stderr go to a file, read for the ``LISTENING`` line."""
+    block ends, with ``env`` added to the environment; its stdout and stderr go to a file,
+    read for the ``LISTENING`` line."""
     log = tmp_path / f"{name}.log"
-    env = {
+    full_env = {
         **os.environ,
+        **(env or {}),
         "PYTHONUNBUFFERED": "1",
         # The control test's gclass lives in tests/inspector/ctl_app.py.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -73,7 +77,7 @@ def inspected(tmp_path: Path, *args: str, name: str = "inspected") -> Iterator[I
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
-            env=env,
+            env=full_env,
         )
     running = Inspected(proc, log)
     try:

@@ -108,9 +108,15 @@ def test_a_connection_adds_a_child_within_a_second_and_its_end_removes_it(
             socks.locator(":scope > .row").click()
             expect(page.locator("#detail")).to_be_visible()
             expect(page.locator("#stats tbody tr")).not_to_have_count(0)
+            expect(page.locator("#config tbody tr")).not_to_have_count(0)
             expect(page.locator("#diagram svg g.state.current")).to_have_attribute(
                 "data-state", "ST_CONNECTED"
             )
+            # Its subscriptions are links: the Echo gobj gets its events.
+            echo_id = page.locator("#tree li.gobj[data-name='echo']").get_attribute("data-id")
+            page.locator(f"#subscriptions a[data-id='{echo_id}']").first.click()
+            expect(page.locator("#detail")).to_have_attribute("data-id", echo_id or "")
+            socks.locator(":scope > .row").click()
         expect(socks).to_have_count(0, timeout=1000)
         expect(page.locator("#detail")).to_be_hidden()  # the selected gobj is gone
         assert errors == [], errors
@@ -193,6 +199,12 @@ def test_an_event_filter_hides_the_other_events(browser, tmp_path: Path) -> None
             echo_round_trip(conn, b"one")
             expect(rx).not_to_have_count(0)
             expect(others).not_to_have_count(0)  # EV_CONNECTED, EV_SEND_DATA, ...
+            # Clicking an event selects its destination.
+            first = rows.first
+            first.click()
+            expect(page.locator("#detail")).to_have_attribute(
+                "data-id", first.get_attribute("data-dst") or ""
+            )
 
             page.fill("#filter-event", "EV_RX_DATA")
             page.press("#filter-event", "Enter")
@@ -234,10 +246,9 @@ def test_control_needs_the_token(browser, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     out = tmp_path / "pings.jsonl"
-    token_file = tmp_path / "token"
-    token_file.write_text(TOKEN + "\n", encoding="utf-8")
     args = ["run", str(ctl_app(tmp_path, out)), "--inspect", ADDRESS]
-    with inspected(tmp_path, *args, "--inspect-token-file", str(token_file)) as app:
+    # The token from the environment: a command line is visible to every local user.
+    with inspected(tmp_path, *args, env={"FSMIO_INSPECT_TOKEN": TOKEN}) as app:
         recorder = "#tree li.gobj[data-name='recorder']"
 
         # Without the token: read-only, no control shown, and the server refuses it.
@@ -345,8 +356,9 @@ def test_offline_replay_shows_the_trace_file(browser, tmp_path: Path) -> None:
             "(rows) => rows.map((r) => [r.dataset.event, r.dataset.state || null])"
         )
         assert [tuple(row) for row in shown] == expected
-        counter = page.locator("#tree li.gobj[data-name='counter']")
-        expect(counter).to_have_count(1)
+        # The gobjs of the file, named by their dotted paths, in their last state.
+        counter = page.locator("#tree li.gobj[data-name='timer_demo.counter']")
+        expect(counter).to_have_attribute("data-state", "ST_COUNTING")
         screenshot(page, "replay", tmp_path)
 
         # Scrub to the first event, then play to the end.

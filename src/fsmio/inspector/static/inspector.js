@@ -263,15 +263,21 @@
     li.dataset.name = n.name;
     li.dataset.gclass = n.gclass;
     li.setAttribute("role", "treeitem");
+    const parent = n.parent !== null && n.parent !== undefined ? nodes.get(n.parent) : null;
+    // A replay names gobjs by their dotted path: under its parent, the last part is enough.
+    let label = n.name || "(anonymous)";
+    if (parent && parent.node.name && label.startsWith(parent.node.name + ".")) {
+      label = label.slice(parent.node.name.length + 1);
+    }
     const row = el("div", "row");
-    row.append(el("span", "name", n.name || "(anonymous)"), el("span", "gclass", n.gclass));
+    row.title = n.name;
+    row.append(el("span", "name", label), el("span", "gclass", n.gclass));
     const badge = el("span", "state badge");
     row.append(badge);
     row.addEventListener("click", () => select(n.id));
     li.append(row, el("ul", "children"));
     const entry = {node: n, li: li, children: new Set()};
     nodes.set(n.id, entry);
-    const parent = n.parent !== null && n.parent !== undefined ? nodes.get(n.parent) : null;
     if (parent) {
       parent.children.add(n.id);
       parent.li.querySelector(":scope > ul.children").append(li);
