@@ -142,6 +142,11 @@ def open_page(browser: Browser, url: str) -> Iterator[tuple[Page, PageErrors]]:
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> Path:
     """A PNG of the page: into docs/images with FSMIO_WRITE_SCREENSHOTS=1, else tmp_path."""
+    from playwright.sync_api import expect
+
+    if page.locator("body").get_attribute("data-mode") == "live":
+        # The first counters come after a second: a picture without them is a poor one.
+        expect(page.locator("#counters [data-counter=gobjs]")).not_to_have_text("–")
     folder = DOCS_IMAGES if WRITE_SCREENSHOTS else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"inspector-{name}.png"

@@ -359,12 +359,23 @@ def test_offline_replay_shows_the_trace_file(browser, tmp_path: Path) -> None:
         # The gobjs of the file, named by their dotted paths, in their last state.
         counter = page.locator("#tree li.gobj[data-name='timer_demo.counter']")
         expect(counter).to_have_attribute("data-state", "ST_COUNTING")
-        screenshot(page, "replay", tmp_path)
 
-        # Scrub to the first event, then play to the end.
-        page.locator("#scrub").evaluate(
-            "(s) => { s.value = '0'; s.dispatchEvent(new Event('input')); }"
+        # Scrub to the middle, then to the first event, then play to the end.
+        scrub = page.locator("#scrub")
+        timer = page.locator("#tree li.gobj[data-name='timer_demo.ticker.timer']")
+        timer.locator(":scope > .row").click()
+        expect(page.locator("#detail")).to_have_attribute(
+            "data-id", timer.get_attribute("data-id") or ""
         )
+        expect(page.locator("#diagram svg g.state.current")).to_have_attribute(
+            "data-state", "ST_IDLE"
+        )
+        middle = len(expected) // 2
+        scrub.evaluate(f"(s) => {{ s.value = '{middle}'; s.dispatchEvent(new Event('input')); }}")
+        expect(rows).to_have_count(middle + 1)
+        expect(page.locator("#scrub-label")).to_contain_text(f"{middle + 1} / {len(expected)}")
+        screenshot(page, "replay", tmp_path)
+        scrub.evaluate("(s) => { s.value = '0'; s.dispatchEvent(new Event('input')); }")
         expect(rows).to_have_count(1)
         page.select_option("#speed", "100")
         page.click("#play")

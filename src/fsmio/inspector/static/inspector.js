@@ -36,7 +36,8 @@
  *                          li.selected is the selected one; .row holds .name .gclass .state
  *   #filter-tree           text filter of the tree (name, gclass or state, substring)
  *   #detail                [data-id] of the selected gobj; #detail-name, #detail-state,
- *                          #config / #stats tbody tr[data-key], #subscriptions / #subscribed
+ *                          #config / #stats tbody tr[data-key] (#config-private: the
+ *                          attributes named with a leading "_"), #subscriptions / #subscribed
  *                          li a[data-id]
  *   #diagram svg           the gclass card; g.state[data-state].current is the state shown,
  *                          .flash marks the last transition's row and target for a moment;
@@ -380,7 +381,7 @@
     const entry = nodes.get(id);
     $("#detail-name").textContent = entry.node.name;
     $("#detail-gclass").textContent = entry.node.gclass;
-    for (const sel of ["#config tbody", "#stats tbody", "#subscriptions", "#subscribed"]) {
+    for (const sel of ["#config tbody", "#config-private tbody", "#stats tbody", "#subscriptions", "#subscribed"]) {
       $(sel).replaceChildren();
     }
     $("#send-result").textContent = "";
@@ -396,7 +397,14 @@
   function onDetail(m) {
     if (m.id !== selectedId) return;
     detail = m;
-    fillTable("#config tbody", m.config || {}, (k, v) => typeof v === "string" ? v : JSON.stringify(v));
+    // Parameters first; the gobj's private attributes (a leading "_") folded away.
+    const config = m.config || {};
+    const isPrivate = (k) => k.startsWith("_");
+    const pick = (keep) => Object.fromEntries(Object.entries(config).filter(([k]) => keep(k)));
+    const showValue = (k, v) => typeof v === "string" ? v : JSON.stringify(v);
+    fillTable("#config tbody", pick((k) => !isPrivate(k)), showValue);
+    fillTable("#config-private tbody", pick(isPrivate), showValue);
+    $("#config-private-count").textContent = String($("#config-private tbody").rows.length);
     fillTable("#stats tbody", m.stats || {}, (k, v) => {
       return typeof v === "number" && k.includes("bytes") ? formatBytes(v) + " (" + v + ")" : String(v);
     });
@@ -459,6 +467,7 @@
     if (!key) return;
     if (!svgCache.has(key)) {
       svgCache.set(key, fetch("/diagram/" + encodeURIComponent(key) + ".svg").then((r) => {
+        if (r.status === 404) throw new Error("the server does not know this gclass");
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.text();
       }));
@@ -473,7 +482,7 @@
       showSelectedState();
     }).catch((err) => {
       svgCache.delete(key);
-      box.replaceChildren(el("p", "error", "no diagram for " + key + " (" + err.message + ")"));
+      box.replaceChildren(el("p", "error", "no diagram of " + key + ": " + err.message));
     });
   }
 
@@ -520,8 +529,8 @@
     if (live.length > MAX_LIVE) live = live.slice(live.length - MAX_LIVE);
     if (paused) return;
     appendRows(items);
-    for (const ev of items) {
-      if (ev.dst === selectedId) { flashTransition(ev); break; }
+    for (let i = items.length - 1; i >= 0; i -= 1) {
+      if (items[i].dst === selectedId) { flashTransition(items[i]); break; }
     }
   }
 
