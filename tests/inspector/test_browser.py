@@ -85,6 +85,31 @@ def test_echo_server_tree_appears(browser, tmp_path: Path) -> None:
         assert errors == [], errors
 
 
+def test_the_echo_inspect_example(browser, tmp_path: Path) -> None:
+    """The demo of docs/inspector.md: an echo server and an endless client."""
+    from playwright.sync_api import expect
+
+    args = ["run", str(EXAMPLES / "echo_inspect.toml"), "--set", "pinger.interval=0.2"]
+    with (
+        inspected(tmp_path, *args, "--inspect", ADDRESS) as app,
+        open_page(browser, app.url) as (page, errors),
+    ):
+        pinger = page.locator("#tree li.gobj[data-name='pinger']")
+        connex = pinger.locator("li.gobj[data-gclass='GConnex']")
+        expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
+        connex.locator(":scope > .row").click()
+        expect(page.locator("#diagram svg g.state.current")).to_have_attribute(
+            "data-state", "ST_CONNECTED"
+        )
+        # The server side of the client's connection is in the tree too.
+        server_socks = page.locator("#tree li.gobj[data-name='echo'] li.gobj[data-gclass='GSock']")
+        expect(server_socks).not_to_have_count(0)
+        expect(page.locator("#events tr.event[data-event='EV_RX_DATA']")).not_to_have_count(0)
+        expect(page.locator("#counters [data-counter=connections]")).not_to_have_text("0")
+        screenshot(page, "overview", tmp_path)
+        assert errors == [], errors
+
+
 def test_a_connection_adds_a_child_within_a_second_and_its_end_removes_it(
     browser, tmp_path: Path
 ) -> None:
@@ -162,7 +187,6 @@ def test_the_highlight_moves_when_a_gconnex_connects(browser, tmp_path: Path) ->
                     f"#events tr.event[data-dst='{connex_id}'][data-state='ST_WAIT_CONNECTED']"
                 )
             ).not_to_have_count(0)
-            screenshot(page, "overview", tmp_path)
 
             # Time travel: pause, scrub to the start of the history: the GConnex is shown
             # in its state of then; back to live: connected again.
@@ -174,6 +198,7 @@ def test_the_highlight_moves_when_a_gconnex_connects(browser, tmp_path: Path) ->
             expect(page.locator("#events tr.event")).to_have_count(1)
             expect(connex).to_have_attribute("data-state", not_connected)
             expect(current).to_have_attribute("data-state", not_connected)
+            screenshot(page, "paused", tmp_path)
             page.click("#pause")
             expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
             expect(current).to_have_attribute("data-state", "ST_CONNECTED")
