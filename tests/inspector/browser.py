@@ -145,10 +145,9 @@ def screenshot(page: Page, name: str, tmp_path: Path) -> Path:
     from playwright.sync_api import expect
 
     if page.locator("body").get_attribute("data-mode") == "live":
-        # The first counters come after a second: a picture without them is a poor one.
-        expect(page.locator("#counters [data-counter=gobjs]")).not_to_have_text(
-            "\u2013"
-        )  # the placeholder, an en dash
+        # The first counters come after a second (until then an en dash): a picture
+        # without them is a poor one.
+        expect(page.locator("#counters [data-counter=gobjs]")).not_to_have_text("\u2013")
     folder = DOCS_IMAGES if WRITE_SCREENSHOTS else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"inspector-{name}.png"
