@@ -178,15 +178,15 @@ def test_the_highlight_moves_when_a_gconnex_connects(browser, tmp_path: Path) ->
             expect(current).to_have_attribute("data-state", "ST_CONNECTED")
             expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
             expect(page.locator("#detail-state")).to_have_text("ST_CONNECTED")
-            # The transition is in the stream: the GConnex left ST_WAIT_CONNECTED.
-            expect(
-                page.locator(f"#events tr.event[data-dst='{connex_id}'][data-next='ST_CONNECTED']")
-            ).not_to_have_count(0)
-            expect(
-                page.locator(
-                    f"#events tr.event[data-dst='{connex_id}'][data-state='ST_WAIT_CONNECTED']"
-                )
-            ).not_to_have_count(0)
+            # The transition is in the stream: ST_WAIT_CONNECTED -> ST_CONNECTED.
+            transition = page.locator(
+                f"#events tr.event[data-dst='{connex_id}'][data-state='ST_WAIT_CONNECTED']"
+                "[data-next='ST_CONNECTED']"
+            )
+            expect(transition).to_have_count(1)
+            expect(transition.locator("td.transition")).to_have_text(
+                "ST_WAIT_CONNECTED → ST_CONNECTED"
+            )
 
             # Time travel: pause, scrub to the start of the history: the GConnex is shown
             # in its state of then; back to live: connected again.
@@ -332,11 +332,14 @@ def test_control_needs_the_token(browser, tmp_path: Path) -> None:
             toggle.check()
             expect(page.locator("#send-result")).to_have_attribute("data-ok", "true")
             expect(page.locator("#send-result")).to_contain_text("trace_mach")
-            page.wait_for_timeout(1500)  # the next detail (once a second) says it is on
+            # The next detail (once a second) shows the gobj's parameter switched on.
+            trace_mach = page.locator("#config tr[data-key='trace_mach'] td")
+            expect(trace_mach).to_have_text(re.compile(r"^(1|true)$"))
             expect(toggle).to_be_checked()
             screenshot(page, "control", tmp_path)
             toggle.uncheck()
             expect(page.locator("#send-result")).to_have_attribute("data-ok", "true")
+            expect(trace_mach).to_have_text(re.compile(r"^(0|false)$"))
             assert errors == [], errors
 
 
