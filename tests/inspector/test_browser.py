@@ -12,6 +12,7 @@ import json
 import re
 import socket
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -411,3 +412,25 @@ def test_offline_replay_shows_the_trace_file(browser, tmp_path: Path) -> None:
         expect(page.locator("#play")).to_have_text("Play")
         assert errors == [], errors
     assert time.monotonic() - started < 60
+
+
+def test_the_page_reconnects_when_the_program_comes_back(browser, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    listen = f"127.0.0.1:{free_port()}"
+    args = [*echo_server_args(free_port()), "--inspect", listen]
+    echo = "#tree li.gobj[data-name='echo']"
+    with ExitStack() as stack:
+        with inspected(tmp_path, *args, name="first") as first:
+            page, errors = stack.enter_context(open_page(browser, first.url))
+            expect(page.locator(echo)).to_have_count(1)
+        # The first program is gone (killed): the page says so, keeps what it showed, and
+        # tries again.
+        expect(page.locator("#status")).to_have_text("closed")
+        expect(page.locator(echo)).to_have_count(1)
+        with inspected(tmp_path, *args, name="second") as second:
+            assert second.url == first.url
+            expect(page.locator("#status")).to_have_text("open")
+            expect(page.locator("#app")).to_contain_text(f"pid {second.proc.pid}")
+            expect(page.locator(echo)).to_have_count(1)
+        assert errors == [], errors
