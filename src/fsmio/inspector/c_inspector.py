@@ -358,6 +358,10 @@ class GInspector(GObj):
         self._loop_lag = 0.0
         self._allowed_hosts: frozenset[str] = frozenset()
         self.url = ""
+        # One bound method object each: the core removes an observer by identity, and
+        # every ``self._on_dispatch`` access makes a new bound method.
+        self._dispatch_observer = self._on_dispatch
+        self._lifecycle_observer = self._on_lifecycle
 
     # ------------------------------------------------------------------------------------
     #   Life cycle
@@ -525,8 +529,8 @@ class GInspector(GObj):
         self._retired_rx = self._retired_tx = 0
         self._last_total = self._ring.total
         self._last_tick = time.monotonic()
-        add_lifecycle_observer(self._on_lifecycle)
-        add_dispatch_observer(self._on_dispatch)
+        add_lifecycle_observer(self._lifecycle_observer)
+        add_dispatch_observer(self._dispatch_observer)
         self._flush_timer = self.create_gobj("flush", GTimer, self, timeout_event_name="EV_FLUSH")
         self.send_event(
             self._flush_timer, "EV_SET_TIMER", seconds=1.0 / self.config.rate, autostart=True
@@ -535,8 +539,8 @@ class GInspector(GObj):
         self._arm_tick()
 
     def _stop_watching(self) -> None:
-        remove_dispatch_observer(self._on_dispatch)
-        remove_lifecycle_observer(self._on_lifecycle)
+        remove_dispatch_observer(self._dispatch_observer)
+        remove_lifecycle_observer(self._lifecycle_observer)
         if not self._watching:
             return
         self._watching = False
