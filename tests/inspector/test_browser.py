@@ -434,3 +434,31 @@ def test_the_page_reconnects_when_the_program_comes_back(browser, tmp_path: Path
             expect(page.locator("#app")).to_contain_text(f"pid {second.proc.pid}")
             expect(page.locator(echo)).to_have_count(1)
         assert errors == [], errors
+
+
+def test_fsmio_serve_with_the_inspector(browser, tmp_path: Path) -> None:
+    import http.client
+
+    from playwright.sync_api import expect
+
+    args = ["serve", "fsmio.examples.wsgi_demo:application", "--port", "0"]
+    with (
+        inspected(tmp_path, *args, "--inspect", ADDRESS) as app,
+        open_page(browser, app.url) as (page, errors),
+    ):
+        served = re.search(r"serving WSGI on http://127\.0\.0\.1:(\d+)", app.output())
+        assert served, app.output()
+        expect(page.locator("#tree li.gobj[data-gclass='GWsgiServer']")).to_have_count(1)
+        socks = page.locator("#tree li.gobj[data-gclass='GSock']")
+        expect(socks).to_have_count(0)
+        conn = http.client.HTTPConnection("127.0.0.1", int(served.group(1)), timeout=5)
+        try:
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            expect(socks).to_have_count(1)  # the keep-alive connection
+        finally:
+            conn.close()
+        expect(socks).to_have_count(0)
+        assert errors == [], errors
