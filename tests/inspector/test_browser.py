@@ -462,3 +462,24 @@ def test_fsmio_serve_with_the_inspector(browser, tmp_path: Path) -> None:
             conn.close()
         expect(socks).to_have_count(0)
         assert errors == [], errors
+
+
+def test_the_event_table_keeps_the_newest_500_rows(browser, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    port = free_port()
+    with (
+        inspected(tmp_path, *echo_server_args(port), "--inspect", ADDRESS) as app,
+        open_page(browser, app.url) as (page, errors),
+    ):
+        expect(page.locator("#status")).to_have_text("open")
+        rows = page.locator("#events tr.event")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+            for n in range(300):  # each round trip is two events at least
+                echo_round_trip(conn, f"message {n}".encode())
+            expect(rows).to_have_count(500)
+            last = rows.last
+            expect(last).to_have_attribute("data-event", re.compile(r"^EV_"))
+            seqs = rows.evaluate_all("(rows) => rows.map((r) => Number(r.dataset.seq))")
+            assert seqs == sorted(seqs) and len(set(seqs)) == 500
+        assert errors == [], errors
