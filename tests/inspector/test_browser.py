@@ -423,7 +423,8 @@ def test_the_page_reconnects_when_the_program_comes_back(browser, tmp_path: Path
     with ExitStack() as stack:
         with inspected(tmp_path, *args, name="first") as first:
             page, errors = stack.enter_context(open_page(browser, first.url))
-            expect(page.locator(echo)).to_have_count(1)
+            page.click(f"{echo} > .row")
+            expect(page.locator("#config tr[data-key='port']")).to_have_count(1)
         # The first program is gone (killed): the page says so, keeps what it showed, and
         # tries again.
         expect(page.locator("#status")).to_have_text("closed")
@@ -433,6 +434,11 @@ def test_the_page_reconnects_when_the_program_comes_back(browser, tmp_path: Path
             expect(page.locator("#status")).to_have_text("open")
             expect(page.locator("#app")).to_contain_text(f"pid {second.proc.pid}")
             expect(page.locator(echo)).to_have_count(1)
+            # Still selected, with the details of the new process's gobj of that name.
+            echo_id = page.locator(echo).get_attribute("data-id") or ""
+            expect(page.locator("#detail")).to_have_attribute("data-id", echo_id)
+            page.evaluate("() => document.querySelector('#config tbody').replaceChildren()")
+            expect(page.locator("#config tr[data-key='port']")).to_have_count(1)
         assert errors == [], errors
 
 

@@ -71,7 +71,7 @@
   let ws = null;
   let authed = false;
   let selectedId = null;
-  let detail = null;             // the last `detail` of the selected gobj
+  let selectedWho = "";          // its name and gclass: is the same id the same gobj after a reconnection?
   let detailEventsKey = "";      // the select's options were built for this gobj+events
   let paused = false;
   let history = [];              // the items of the last `history`
@@ -80,7 +80,6 @@
   let scrubStates = new Map();   // id -> state at the cursor (see computeScrubStates)
   let playTimer = null;
   let reconnectDelay = RECONNECT_MIN_MS;
-  let reconnectTimer = null;
   let viewerDropped = 0;
   let filter = {gclass: [], gobj: [], state: [], event: []};
   const token = tokenFromHash();
@@ -130,7 +129,6 @@
 
   // ---------------------------------------------------------------- the feed
   function connect() {
-    reconnectTimer = null;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(scheme + "//" + location.host + "/feed");
     setStatus("connecting");
@@ -155,7 +153,7 @@
         return;
       }
       setStatus("closed");
-      reconnectTimer = setTimeout(connect, reconnectDelay);
+      setTimeout(connect, reconnectDelay);
       reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
     });
   }
@@ -176,8 +174,9 @@
   };
 
   function handle(message) {
-    const handler = handlers[message.type];
-    if (handler) handler(message);
+    if (typeof message.type === "string" && Object.hasOwn(handlers, message.type)) {
+      handlers[message.type](message);
+    }
   }
 
   function onHello(m) {
@@ -192,10 +191,10 @@
       $("#play").hidden = false;
       $("#speed").hidden = false;
     } else {
-      // (Re)connected: the server knows nothing yet of this viewer's filter, token, selection.
+      // (Re)connected: the server knows nothing yet of this viewer's filter and token
+      // (the selection is sent again once the tree says whether that gobj still exists).
       if (filterIsSet()) send(Object.assign({type: "filter"}, filter));
       if (token) send({type: "auth", token: token});
-      if (selectedId !== null) send({type: "select", id: selectedId});
       if (paused) send({type: "history"});
     }
     showMode();
@@ -253,8 +252,13 @@
     $("#tree").replaceChildren();
     for (const n of m.nodes || []) addNode(n);
     applyTreeFilter();
-    if (selectedId !== null && !nodes.has(selectedId)) select(null);
-    else markSelected();
+    if (selectedId !== null) {
+      const entry = nodes.get(selectedId);
+      const same = entry && entry.node.name + " " + entry.node.gclass === selectedWho;
+      if (same) send({type: "select", id: selectedId});
+      else select(null);
+    }
+    markSelected();
   }
 
   function addNode(n) {
@@ -366,7 +370,6 @@
   function select(id) {
     if (id !== null && !nodes.has(id)) return;
     selectedId = id;
-    detail = null;
     detailEventsKey = "";
     send({type: "select", id: id});
     markSelected();
@@ -379,6 +382,7 @@
     }
     box.dataset.id = String(id);
     const entry = nodes.get(id);
+    selectedWho = entry.node.name + " " + entry.node.gclass;
     $("#detail-name").textContent = entry.node.name;
     $("#detail-gclass").textContent = entry.node.gclass;
     for (const sel of ["#config tbody", "#config-private tbody", "#stats tbody", "#subscriptions", "#subscribed"]) {
@@ -396,7 +400,6 @@
 
   function onDetail(m) {
     if (m.id !== selectedId) return;
-    detail = m;
     // Parameters first; the gobj's private attributes (a leading "_") folded away.
     const config = m.config || {};
     const isPrivate = (k) => k.startsWith("_");
