@@ -189,17 +189,40 @@ def test_the_highlight_moves_when_a_gconnex_connects(browser, tmp_path: Path) ->
                 "ST_WAIT_CONNECTED → ST_CONNECTED"
             )
 
-            # Time travel: pause, scrub to the start of the history: the GConnex is shown
-            # in its state of then; back to live: connected again.
+            # Time travel: pause; the slider steps over the retained history (oldest
+            # first, the table shows it up to the slider).  Just before the connection the
+            # GConnex is shown waiting, at it connected, at the start not connected.
             page.click("#pause")
             expect(page.locator("#pause")).to_have_text("Live")
             scrub = page.locator("#scrub")
             expect(scrub).to_be_enabled()
-            scrub.evaluate("(s) => { s.value = '0'; s.dispatchEvent(new Event('input')); }")
-            expect(page.locator("#events tr.event")).to_have_count(1)
+            rows = page.locator("#events tr.event")
+            last = int(scrub.get_attribute("max") or "0")
+            expect(rows).to_have_count(last + 1)  # the whole history: far less than 500
+            at = rows.evaluate_all(
+                """(rows, id) => rows.findIndex((r) => r.dataset.dst === id
+                    && r.dataset.state === 'ST_WAIT_CONNECTED'
+                    && r.dataset.next === 'ST_CONNECTED')""",
+                connex_id,
+            )
+            assert at > 0, at
+
+            def scrub_to(index: int) -> None:
+                scrub.evaluate(
+                    "(s, i) => { s.value = String(i); s.dispatchEvent(new Event('input')); }", index
+                )
+                expect(rows).to_have_count(index + 1)
+
+            scrub_to(at - 1)
+            expect(connex).to_have_attribute("data-state", "ST_WAIT_CONNECTED")
+            expect(current).to_have_attribute("data-state", "ST_WAIT_CONNECTED")
+            screenshot(page, "paused", tmp_path)
+            scrub_to(at)
+            expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
+            expect(current).to_have_attribute("data-state", "ST_CONNECTED")
+            scrub_to(0)
             expect(connex).to_have_attribute("data-state", not_connected)
             expect(current).to_have_attribute("data-state", not_connected)
-            screenshot(page, "paused", tmp_path)
             page.click("#pause")
             expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
             expect(current).to_have_attribute("data-state", "ST_CONNECTED")
