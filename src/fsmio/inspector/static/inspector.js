@@ -36,7 +36,8 @@
  *                          li.selected is the selected one; .row holds .name .gclass .state
  *   #filter-tree           text filter of the tree (name, gclass or state, substring)
  *   #detail                [data-id] of the selected gobj; #detail-name, #detail-state,
- *                          #config / #stats tbody tr[data-key], #subscriptions / #subscribed
+ *                          #config / #stats tbody tr[data-key] (#config-private: the
+ *                          attributes named with a leading "_"), #subscriptions / #subscribed
  *                          li a[data-id]
  *   #diagram svg           the gclass card; g.state[data-state].current is the state shown,
  *                          .flash marks the last transition's row and target for a moment;
@@ -70,7 +71,7 @@
   let ws = null;
   let authed = false;
   let selectedId = null;
-  let detail = null;             // the last `detail` of the selected gobj
+  let selectedWho = "";          // its name and gclass: is the same id the same gobj after a reconnection?
   let detailEventsKey = "";      // the select's options were built for this gobj+events
   let paused = false;
   let history = [];              // the items of the last `history`
@@ -79,7 +80,6 @@
   let scrubStates = new Map();   // id -> state at the cursor (see computeScrubStates)
   let playTimer = null;
   let reconnectDelay = RECONNECT_MIN_MS;
-  let reconnectTimer = null;
   let viewerDropped = 0;
   let filter = {gclass: [], gobj: [], state: [], event: []};
   const token = tokenFromHash();
@@ -129,7 +129,6 @@
 
   // ---------------------------------------------------------------- the feed
   function connect() {
-    reconnectTimer = null;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     ws = new WebSocket(scheme + "//" + location.host + "/feed");
     setStatus("connecting");
@@ -154,7 +153,7 @@
         return;
       }
       setStatus("closed");
-      reconnectTimer = setTimeout(connect, reconnectDelay);
+      setTimeout(connect, reconnectDelay);
       reconnectDelay = Math.min(reconnectDelay * 2, RECONNECT_MAX_MS);
     });
   }
@@ -175,8 +174,9 @@
   };
 
   function handle(message) {
-    const handler = handlers[message.type];
-    if (handler) handler(message);
+    if (typeof message.type === "string" && Object.hasOwn(handlers, message.type)) {
+      handlers[message.type](message);
+    }
   }
 
   function onHello(m) {
@@ -191,10 +191,10 @@
       $("#play").hidden = false;
       $("#speed").hidden = false;
     } else {
-      // (Re)connected: the server knows nothing yet of this viewer's filter, token, selection.
+      // (Re)connected: the server knows nothing yet of this viewer's filter and token
+      // (the selection is sent again once the tree says whether that gobj still exists).
       if (filterIsSet()) send(Object.assign({type: "filter"}, filter));
       if (token) send({type: "auth", token: token});
-      if (selectedId !== null) send({type: "select", id: selectedId});
       if (paused) send({type: "history"});
     }
     showMode();
@@ -252,8 +252,13 @@
     $("#tree").replaceChildren();
     for (const n of m.nodes || []) addNode(n);
     applyTreeFilter();
-    if (selectedId !== null && !nodes.has(selectedId)) select(null);
-    else markSelected();
+    if (selectedId !== null) {
+      const entry = nodes.get(selectedId);
+      const same = entry && entry.node.name + " " + entry.node.gclass === selectedWho;
+      if (same) send({type: "select", id: selectedId});
+      else select(null);
+    }
+    markSelected();
   }
 
   function addNode(n) {
@@ -263,15 +268,21 @@
     li.dataset.name = n.name;
     li.dataset.gclass = n.gclass;
     li.setAttribute("role", "treeitem");
+    const parent = n.parent !== null && n.parent !== undefined ? nodes.get(n.parent) : null;
+    // A replay names gobjs by their dotted path: under its parent, the last part is enough.
+    let label = n.name || "(anonymous)";
+    if (parent && parent.node.name && label.startsWith(parent.node.name + ".")) {
+      label = label.slice(parent.node.name.length + 1);
+    }
     const row = el("div", "row");
-    row.append(el("span", "name", n.name || "(anonymous)"), el("span", "gclass", n.gclass));
+    row.title = n.name;
+    row.append(el("span", "name", label), el("span", "gclass", n.gclass));
     const badge = el("span", "state badge");
     row.append(badge);
     row.addEventListener("click", () => select(n.id));
     li.append(row, el("ul", "children"));
     const entry = {node: n, li: li, children: new Set()};
     nodes.set(n.id, entry);
-    const parent = n.parent !== null && n.parent !== undefined ? nodes.get(n.parent) : null;
     if (parent) {
       parent.children.add(n.id);
       parent.li.querySelector(":scope > ul.children").append(li);
@@ -359,7 +370,6 @@
   function select(id) {
     if (id !== null && !nodes.has(id)) return;
     selectedId = id;
-    detail = null;
     detailEventsKey = "";
     send({type: "select", id: id});
     markSelected();
@@ -372,9 +382,10 @@
     }
     box.dataset.id = String(id);
     const entry = nodes.get(id);
+    selectedWho = entry.node.name + " " + entry.node.gclass;
     $("#detail-name").textContent = entry.node.name;
     $("#detail-gclass").textContent = entry.node.gclass;
-    for (const sel of ["#config tbody", "#stats tbody", "#subscriptions", "#subscribed"]) {
+    for (const sel of ["#config tbody", "#config-private tbody", "#stats tbody", "#subscriptions", "#subscribed"]) {
       $(sel).replaceChildren();
     }
     $("#send-result").textContent = "";
@@ -389,8 +400,14 @@
 
   function onDetail(m) {
     if (m.id !== selectedId) return;
-    detail = m;
-    fillTable("#config tbody", m.config || {}, (k, v) => typeof v === "string" ? v : JSON.stringify(v));
+    // Parameters first; the gobj's private attributes (a leading "_") folded away.
+    const config = m.config || {};
+    const isPrivate = (k) => k.startsWith("_");
+    const pick = (keep) => Object.fromEntries(Object.entries(config).filter(([k]) => keep(k)));
+    const showValue = (k, v) => typeof v === "string" ? v : JSON.stringify(v);
+    fillTable("#config tbody", pick((k) => !isPrivate(k)), showValue);
+    fillTable("#config-private tbody", pick(isPrivate), showValue);
+    $("#config-private-count").textContent = String($("#config-private tbody").rows.length);
     fillTable("#stats tbody", m.stats || {}, (k, v) => {
       return typeof v === "number" && k.includes("bytes") ? formatBytes(v) + " (" + v + ")" : String(v);
     });
@@ -453,6 +470,7 @@
     if (!key) return;
     if (!svgCache.has(key)) {
       svgCache.set(key, fetch("/diagram/" + encodeURIComponent(key) + ".svg").then((r) => {
+        if (r.status === 404) throw new Error("the server does not know this gclass");
         if (!r.ok) throw new Error("HTTP " + r.status);
         return r.text();
       }));
@@ -467,7 +485,7 @@
       showSelectedState();
     }).catch((err) => {
       svgCache.delete(key);
-      box.replaceChildren(el("p", "error", "no diagram for " + key + " (" + err.message + ")"));
+      box.replaceChildren(el("p", "error", "no diagram of " + key + ": " + err.message));
     });
   }
 
@@ -514,8 +532,8 @@
     if (live.length > MAX_LIVE) live = live.slice(live.length - MAX_LIVE);
     if (paused) return;
     appendRows(items);
-    for (const ev of items) {
-      if (ev.dst === selectedId) { flashTransition(ev); break; }
+    for (let i = items.length - 1; i >= 0; i -= 1) {
+      if (items[i].dst === selectedId) { flashTransition(items[i]); break; }
     }
   }
 
