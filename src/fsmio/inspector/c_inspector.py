@@ -112,6 +112,8 @@ from .replay import Replay, find_gclass, gclass_key
 
 __all__ = ["GINSPECTOR_FSM", "GINSPECTOR_GCONFIG", "GInspector", "is_loopback"]
 
+_new_ev = tuple.__new__
+
 _LOG = logging.getLogger("fsmio.inspector")
 
 #: Bad messages in a row before a feed is closed (1008).
@@ -626,23 +628,30 @@ class GInspector(GObj):
         if after != node.state:
             node.state = after
             self._state_changes[node.id] = after
-        self._ring.append(
-            EvTuple(
-                seq,
-                time.time(),
-                depth,
-                src_node.id if src_node is not None else None,
-                src_node.name if src_node is not None else None,
-                node.id,
-                node.name,
-                node.gclass,
-                event.event_name,
-                state,
-                after,
-                short_repr(ret) if exc is None else "",
-                None if exc is None else short_repr(exc),
+        # RingBuffer.append inlined, and the tuple made without NamedTuple's __new__
+        # (this runs for every dispatch while someone watches).
+        ring = self._ring
+        ring._items.append(
+            _new_ev(
+                EvTuple,
+                (
+                    seq,
+                    time.time(),
+                    depth,
+                    src_node.id if src_node is not None else None,
+                    src_node.name if src_node is not None else None,
+                    node.id,
+                    node.name,
+                    node.gclass,
+                    event.event_name,
+                    state,
+                    after,
+                    short_repr(ret) if exc is None else "",
+                    None if exc is None else short_repr(exc),
+                ),
             )
         )
+        ring.total += 1
 
     # ------------------------------------------------------------------------------------
     #   Viewers

@@ -67,6 +67,9 @@ def short_repr(value: Any) -> str:
     """``repr(value)``, bounded in time and size (a huge bytes value is not copied)."""
     if value is None:
         return "None"
+    kind = type(value)
+    if (kind is int and -(2**63) < value < 2**63) or kind is bool:  # the common returns
+        return repr(value)
     try:
         text = _repr.repr(value)
     except Exception as exc:  # a broken __repr__ must not break the observer
