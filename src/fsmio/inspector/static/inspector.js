@@ -407,7 +407,7 @@
     const showValue = (k, v) => typeof v === "string" ? v : JSON.stringify(v);
     fillTable("#config tbody", pick((k) => !isPrivate(k)), showValue);
     fillTable("#config-private tbody", pick(isPrivate), showValue);
-    $("#config-private-count").textContent = String($("#config-private tbody").rows.length);
+    $("#config-private-count").textContent = String(Object.keys(config).filter(isPrivate).length);
     fillTable("#stats tbody", m.stats || {}, (k, v) => {
       return typeof v === "number" && k.includes("bytes") ? formatBytes(v) + " (" + v + ")" : String(v);
     });
@@ -436,6 +436,11 @@
       const tr = el("tr");
       tr.dataset.key = key;
       tr.append(el("th", "", key), el("td", "", show(key, values[key])));
+      rows.push(tr);
+    }
+    if (rows.length === 0) {
+      const tr = el("tr", "none");
+      tr.append(el("td", "", "none"));
       rows.push(tr);
     }
     body.replaceChildren(...rows);
