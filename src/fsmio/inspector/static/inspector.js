@@ -182,7 +182,9 @@
   function onHello(m) {
     hello = m;
     document.body.dataset.mode = m.mode;
-    $("#app").textContent = (m.app || "") + (m.pid ? " (pid " + m.pid + ")" : "");
+    // In a replay the pid would be the replaying process's, not the recorded program's.
+    const pid = m.mode === "live" && m.pid ? " (pid " + m.pid + ")" : "";
+    $("#app").textContent = (m.app || "") + pid;
     if (m.version !== 1) console.warn("inspector: feed version", m.version, "(this page knows 1)");
     authed = false;
     if (m.mode === "replay") {
