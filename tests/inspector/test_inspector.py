@@ -253,6 +253,9 @@ def test_select_gives_config_stats_and_subscriptions_both_ways(app: InspectedEch
         assert any(s["publisher"] == ids["connex"] for s in pinger["subscribed"])
         # Re-sent once a second while selected.
         feed.until(lambda m: m["type"] == "detail" and m["id"] == ids["pinger"], timeout=3)
+        feed.send({"type": "select", "id": ids["server"]})
+        server = feed.until(lambda m: m["type"] == "detail" and m["id"] == ids["server"])
+        assert server["gclass"] == "GServerSock" and "n_gsocks" in server["stats"]
         feed.send({"type": "select", "id": 999_999})
         error = feed.of_type("error")
         assert "no gobj with id 999999" in error["message"]
@@ -454,7 +457,9 @@ def test_an_oversized_message_closes_the_feed_1009(app: InspectedEcho) -> None:
 def test_observers_are_installed_only_while_someone_watches(app: InspectedEcho) -> None:
     inspector: GInspector = app.inspector
     assert not smachine._observers and not core_gobj._lifecycle_observers
-    assert smachine._trace_any is False
+    # Off unless something else traces (a machine left with trace_mach on).
+    traced_elsewhere = smachine._traced_machines > 0 or bool(smachine._global_trace_mach)
+    assert smachine._trace_any is traced_elsewhere
     with open_feed(app.url) as first:
         first.of_type("tree")
         assert smachine._trace_any is True and len(smachine._observers) == 1
@@ -464,7 +469,8 @@ def test_observers_are_installed_only_while_someone_watches(app: InspectedEcho) 
         wait_for(lambda: inspector.viewers == 1)
         assert smachine._trace_any is True
     wait_for(lambda: inspector.viewers == 0)
-    wait_for(lambda: smachine._trace_any is False, what="_trace_any off again")
+    wait_for(lambda: not smachine._observers, what="the dispatch observer removed")
+    assert smachine._trace_any is traced_elsewhere
     assert not smachine._observers and not core_gobj._lifecycle_observers
     assert not inspector._nodes and len(inspector._ring) == 0
     assert in_loop(app.gaplic, lambda: [c.name for c in inspector.dl_childs]) == ["http"]

@@ -826,8 +826,9 @@ class GInspector(GObj):
         if gobj is None or node is None or gobj._destroyed:
             return None
         fsm = gobj._fsm
+        params = gobj.get_gconfig_params()
         config: dict[str, Any] = {}
-        for name in gobj.get_gconfig_params():
+        for name in params:
             if _secret(name):
                 config[name] = "(hidden)"
                 continue
@@ -837,7 +838,8 @@ class GInspector(GObj):
                 config[name] = f"<unreadable: {type(exc).__name__}>"
         stats: dict[str, float] = {}
         for name in _STATS:
-            value = getattr(gobj, name, None)
+            # An attribute (GSock's counters) or a written parameter (n_gsocks).
+            value = gobj.read_parameter(name) if name in params else getattr(gobj, name, None)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 stats[name] = value
         subscriptions = [

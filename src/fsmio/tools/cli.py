@@ -197,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="address of the page (default 127.0.0.1:8765; port 0: a free one; a "
         "non-loopback HOST needs --inspect-token)",
     )
+    inspect.add_argument(
+        "--module",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module (package.module) first, so that the diagrams of its "
+        "gclasses can be shown; repeatable (fsmio's own gclasses are always known)",
+    )
     inspect.add_argument("--inspect-token", metavar="TOKEN", help=argparse.SUPPRESS)
     inspect.add_argument("--log-level", metavar="LEVEL", default="INFO", help="log level")
     _add_serve_parser(sub)
@@ -381,6 +390,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     token = _inspect_token(args)
     check_inspect(args.listen, token)
+    import fsmio  # noqa: F401  (its gclasses: their diagrams can be shown)
+
+    for module in args.modules:
+        import_module(module)
     try:
         replay = load_replay(args.file)
     except TraceError as exc:
