@@ -339,7 +339,11 @@ def test_control_needs_the_token(browser, tmp_path: Path) -> None:
             expect(page.locator("#diagram svg g.state.current")).to_have_attribute(
                 "data-state", "ST_PINGED"
             )
-            expect(page.locator("#events tr.event[data-event='EV_PING']")).to_have_count(1)
+            ping = page.locator("#events tr.event[data-event='EV_PING']")
+            expect(ping).to_have_count(1)
+            # Text from the network is shown as text: the markup is not parsed.
+            expect(ping.locator("td.ret")).to_have_text("'ping 1: hello <b>from</b> the page'")
+            assert page.locator("#events b, #detail b").count() == 0
             lines = out.read_text(encoding="utf-8").splitlines()
             assert [json.loads(line) for line in lines] == [
                 {"text": "hello <b>from</b> the page", "n": 1}
