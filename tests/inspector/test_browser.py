@@ -518,3 +518,31 @@ def test_the_event_table_keeps_the_newest_500_rows(browser, tmp_path: Path) -> N
             seqs = rows.evaluate_all("(rows) => rows.map((r) => Number(r.dataset.seq))")
             assert seqs == sorted(seqs) and len(set(seqs)) == 500
         assert errors == [], errors
+
+
+def test_a_viewer_that_cannot_keep_up_is_shown_its_drops(browser, tmp_path: Path) -> None:
+    """The echo demo at full speed with at most 50 events per message: the page is told
+    what it missed, and shows it in red; its table stays bounded."""
+    from playwright.sync_api import expect
+
+    args = [
+        "run",
+        str(EXAMPLES / "echo.toml"),
+        "--set",
+        "client.count=100000000",
+        "--set",
+        "client.timeout=100",
+        "--set",
+        "GInspector.max_batch=50",
+    ]
+    with (
+        inspected(tmp_path, *args, "--inspect", ADDRESS) as app,
+        open_page(browser, app.url) as (page, errors),
+    ):
+        mine = page.locator("#counters [data-counter=viewer_dropped]")
+        expect(mine).not_to_have_text("0")
+        expect(page.locator("#counters .counter.drops")).to_have_class(re.compile(r"\bwarn\b"))
+        expect(page.locator("#counters [data-counter=dropped]")).not_to_have_text("0")
+        assert int(mine.text_content() or "0") > 0
+        assert page.locator("#events tr.event").count() <= 500
+        assert errors == [], errors
