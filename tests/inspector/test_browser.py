@@ -223,6 +223,11 @@ def test_the_highlight_moves_when_a_gconnex_connects(browser, tmp_path: Path) ->
             scrub_to(0)
             expect(connex).to_have_attribute("data-state", not_connected)
             expect(current).to_have_attribute("data-state", not_connected)
+            # Play runs the history forward to where the pause was.
+            page.select_option("#speed", "100")
+            page.click("#play")
+            expect(rows).to_have_count(last + 1)
+            expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
             page.click("#pause")
             expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
             expect(current).to_have_attribute("data-state", "ST_CONNECTED")
