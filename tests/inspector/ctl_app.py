@@ -1,7 +1,8 @@
 """A gclass for the inspector's control test: ``EV_PING`` (an input event the page may
 send with a token) moves it from ``ST_IDLE`` to ``ST_PINGED`` and appends the event's
 ``text`` to the file named by its ``out`` parameter, so the test sees that the event
-arrived, with its keyword values, from outside the process.
+arrived, with its keyword values, from outside the process; the action returns the text,
+which the page shows as the event's return value (as text, never as HTML).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ RECORDER_GCONFIG: dict[str, list[Any]] = {
 }
 
 
-def ac_ping(self: Recorder, event: Event) -> int:
+def ac_ping(self: Recorder, event: Event) -> str:
     self.pings += 1
+    text = event.kw.get("text")
     with Path(self.config.out).open("a", encoding="utf-8") as out:
-        out.write(json.dumps({"text": event.kw.get("text"), "n": self.pings}) + "\n")
-    return self.pings
+        out.write(json.dumps({"text": text, "n": self.pings}) + "\n")
+    return f"ping {self.pings}: {text}"  # shown as the event's return value
 
 
 RECORDER_FSM: dict[str, Any] = {

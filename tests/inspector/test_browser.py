@@ -133,8 +133,8 @@ def test_a_connection_adds_a_child_within_a_second_and_its_end_removes_it(
             # Selecting it shows its stats (bytes and messages) and its FSM diagram.
             socks.locator(":scope > .row").click()
             expect(page.locator("#detail")).to_be_visible()
-            expect(page.locator("#stats tbody tr")).not_to_have_count(0)
-            expect(page.locator("#config tbody tr")).not_to_have_count(0)
+            expect(page.locator("#stats tbody tr[data-key='rxed_bytes']")).to_have_count(1)
+            expect(page.locator("#config tbody tr[data-key]")).not_to_have_count(0)
             expect(page.locator("#diagram svg g.state.current")).to_have_attribute(
                 "data-state", "ST_CONNECTED"
             )
@@ -223,6 +223,11 @@ def test_the_highlight_moves_when_a_gconnex_connects(browser, tmp_path: Path) ->
             scrub_to(0)
             expect(connex).to_have_attribute("data-state", not_connected)
             expect(current).to_have_attribute("data-state", not_connected)
+            # Play runs the history forward to where the pause was.
+            page.select_option("#speed", "100")
+            page.click("#play")
+            expect(rows).to_have_count(last + 1)
+            expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
             page.click("#pause")
             expect(connex).to_have_attribute("data-state", "ST_CONNECTED")
             expect(current).to_have_attribute("data-state", "ST_CONNECTED")
@@ -275,7 +280,7 @@ def test_an_event_filter_hides_the_other_events(browser, tmp_path: Path) -> None
         assert errors == [], errors
 
 
-def ctl_app(tmp_path: Path, out: Path) -> Path:
+def ctl_app(tmp_path: Path, out: str) -> Path:
     config = tmp_path / "ctl.toml"
     config.write_text(
         "[gaplic]\n"
@@ -285,7 +290,7 @@ def ctl_app(tmp_path: Path, out: Path) -> Path:
         'gclass = "tests.inspector.ctl_app:Recorder"\n'
         "unique = true\n"
         "[gobj.config]\n"
-        f"out = {json.dumps(str(out))}\n",
+        f"out = {json.dumps(out)}\n",
         encoding="utf-8",
     )
     return config
@@ -294,8 +299,8 @@ def ctl_app(tmp_path: Path, out: Path) -> Path:
 def test_control_needs_the_token(browser, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
-    out = tmp_path / "pings.jsonl"
-    args = ["run", str(ctl_app(tmp_path, out)), "--inspect", ADDRESS]
+    out = tmp_path / "pings.jsonl"  # the program runs in tmp_path
+    args = ["run", str(ctl_app(tmp_path, out.name)), "--inspect", ADDRESS]
     # The token from the environment: a command line is visible to every local user.
     with inspected(tmp_path, *args, env={"FSMIO_INSPECT_TOKEN": TOKEN}) as app:
         recorder = "#tree li.gobj[data-name='recorder']"
@@ -339,16 +344,15 @@ def test_control_needs_the_token(browser, tmp_path: Path) -> None:
             expect(page.locator("#diagram svg g.state.current")).to_have_attribute(
                 "data-state", "ST_PINGED"
             )
-            expect(page.locator("#events tr.event[data-event='EV_PING']")).to_have_count(1)
+            ping = page.locator("#events tr.event[data-event='EV_PING']")
+            expect(ping).to_have_count(1)
+            # Text from the network is shown as text: the markup is not parsed.
+            expect(ping.locator("td.ret")).to_have_text("'ping 1: hello <b>from</b> the page'")
+            assert page.locator("#events b, #detail b").count() == 0
             lines = out.read_text(encoding="utf-8").splitlines()
             assert [json.loads(line) for line in lines] == [
                 {"text": "hello <b>from</b> the page", "n": 1}
             ]
-
-            # A kw that is not a JSON object is refused in the page, before sending.
-            page.fill("#send-kw", "[1, 2]")
-            page.click("#send-button")
-            expect(page.locator("#send-result")).to_have_attribute("data-ok", "false")
 
             # trace_mach of the gobj, on and off.
             toggle = page.locator("#trace-toggle")
@@ -364,6 +368,13 @@ def test_control_needs_the_token(browser, tmp_path: Path) -> None:
             toggle.uncheck()
             expect(page.locator("#send-result")).to_have_attribute("data-ok", "true")
             expect(trace_mach).to_have_text(re.compile(r"^(0|false)$"))
+
+            # A kw that is not a JSON object is refused in the page, before sending.
+            page.fill("#send-kw", "[1, 2]")
+            page.click("#send-button")
+            expect(page.locator("#send-result")).to_have_attribute("data-ok", "false")
+            expect(page.locator("#send-result")).to_contain_text("JSON object")
+            assert len(out.read_text(encoding="utf-8").splitlines()) == 1
             assert errors == [], errors
 
 
@@ -511,4 +522,32 @@ def test_the_event_table_keeps_the_newest_500_rows(browser, tmp_path: Path) -> N
             expect(last).to_have_attribute("data-event", re.compile(r"^EV_"))
             seqs = rows.evaluate_all("(rows) => rows.map((r) => Number(r.dataset.seq))")
             assert seqs == sorted(seqs) and len(set(seqs)) == 500
+        assert errors == [], errors
+
+
+def test_a_viewer_that_cannot_keep_up_is_shown_its_drops(browser, tmp_path: Path) -> None:
+    """The echo demo at full speed with at most 50 events per message: the page is told
+    what it missed, and shows it in red; its table stays bounded."""
+    from playwright.sync_api import expect
+
+    args = [
+        "run",
+        str(EXAMPLES / "echo.toml"),
+        "--set",
+        "client.count=100000000",
+        "--set",
+        "client.timeout=100",
+        "--set",
+        "GInspector.max_batch=50",
+    ]
+    with (
+        inspected(tmp_path, *args, "--inspect", ADDRESS) as app,
+        open_page(browser, app.url) as (page, errors),
+    ):
+        mine = page.locator("#counters [data-counter=viewer_dropped]")
+        expect(mine).not_to_have_text("0")
+        expect(page.locator("#counters .counter.drops")).to_have_class(re.compile(r"\bwarn\b"))
+        expect(page.locator("#counters [data-counter=dropped]")).not_to_have_text("0")
+        assert int(mine.text_content() or "0") > 0
+        assert page.locator("#events tr.event").count() <= 500
         assert errors == [], errors

@@ -18,7 +18,7 @@
  * `state` of its first one after it, else its live state).  Live messages keep updating
  * the model underneath; "Live" draws it again.  A replay (`fsmio inspect trace.jsonl`,
  * hello.mode == "replay") is the same thing without a live side: it opens paused on the
- * file's events, with a Play button that moves the slider at the pace of the recording.
+ * file's events.  While paused, Play moves the slider at the pace of the recording.
  *
  * Control: a token in the URL fragment (#token=..., never sent in a request line) is sent
  * as `auth`; once the server says ok, the selected gobj shows a form to post one of its
@@ -48,7 +48,7 @@
  *   #replay-info           (replay) the trace file's event count and time span
  *   #counters [data-counter=NAME]  events_per_s, gobjs, connections, bytes_in, bytes_out,
  *                          queue, loop_lag_ms, viewers, dropped, viewer_dropped
- *   #pause                 "Pause" / "Live"; #scrub range input; #play, #speed (replay)
+ *   #pause                 "Pause" / "Live"; #scrub range input; #play, #speed (while paused)
  *   #send-form             #send-event select, #send-kw textarea; #send-result[data-ok]
  *   #trace-toggle          checkbox: trace_mach of the selected gobj
  *   document.body          [data-mode] = "live" | "replay"; [data-paused] when paused
@@ -182,7 +182,9 @@
   function onHello(m) {
     hello = m;
     document.body.dataset.mode = m.mode;
-    $("#app").textContent = (m.app || "") + (m.pid ? " (pid " + m.pid + ")" : "");
+    // In a replay the pid would be the replaying process's, not the recorded program's.
+    const pid = m.mode === "live" && m.pid ? " (pid " + m.pid + ")" : "";
+    $("#app").textContent = (m.app || "") + pid;
     if (m.version !== 1) console.warn("inspector: feed version", m.version, "(this page knows 1)");
     authed = false;
     if (m.mode === "replay") {
@@ -407,7 +409,7 @@
     const showValue = (k, v) => typeof v === "string" ? v : JSON.stringify(v);
     fillTable("#config tbody", pick((k) => !isPrivate(k)), showValue);
     fillTable("#config-private tbody", pick(isPrivate), showValue);
-    $("#config-private-count").textContent = String($("#config-private tbody").rows.length);
+    $("#config-private-count").textContent = String(Object.keys(config).filter(isPrivate).length);
     fillTable("#stats tbody", m.stats || {}, (k, v) => {
       return typeof v === "number" && k.includes("bytes") ? formatBytes(v) + " (" + v + ")" : String(v);
     });
@@ -436,6 +438,11 @@
       const tr = el("tr");
       tr.dataset.key = key;
       tr.append(el("th", "", key), el("td", "", show(key, values[key])));
+      rows.push(tr);
+    }
+    if (rows.length === 0) {
+      const tr = el("tr", "none");
+      tr.append(el("td", "", "none"));
       rows.push(tr);
     }
     body.replaceChildren(...rows);
@@ -637,6 +644,8 @@
     paused = true;
     document.body.dataset.paused = "true";
     $("#pause").textContent = "Live";
+    $("#play").hidden = false;
+    $("#speed").hidden = false;
     if (hello && hello.mode === "live") send({type: "history"});
   }
 
@@ -647,6 +656,8 @@
     cursor = -1;
     scrubStates = new Map();
     $("#pause").textContent = "Pause";
+    $("#play").hidden = true;
+    $("#speed").hidden = true;
     $("#scrub").disabled = true;
     $("#scrub-label").textContent = "";
     redrawRows(live);
