@@ -246,10 +246,6 @@
 
   // ---------------------------------------------------------------- the tree
   function onTree(m) {
-    for (const id of Array.from(nodes.keys())) {
-      const entry = nodes.get(id);
-      if (entry && entry.li.isConnected) entry.li.remove();
-    }
     nodes.clear();
     $("#tree").replaceChildren();
     for (const n of m.nodes || []) addNode(n);
@@ -267,8 +263,8 @@
     if (typeof n.id !== "number" || nodes.has(n.id)) return;
     const li = el("li", "gobj");
     li.dataset.id = String(n.id);
-    li.dataset.name = n.name;
-    li.dataset.gclass = n.gclass;
+    li.dataset.name = n.name || "";
+    li.dataset.gclass = n.gclass || "";
     li.setAttribute("role", "treeitem");
     const parent = n.parent !== null && n.parent !== undefined ? nodes.get(n.parent) : null;
     // A replay names gobjs by their dotted path: under its parent, the last part is enough.
@@ -312,6 +308,7 @@
       entry.node.state = change[1];
       showNodeState(change[0]);
     }
+    if ($("#filter-tree").value.trim()) applyTreeFilter();   // it may filter by state
   }
 
   // The state to show for a gobj: its live state, or while paused its state at the cursor.
