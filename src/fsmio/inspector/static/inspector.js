@@ -25,8 +25,9 @@
  * FSM's input events with a JSON kw, and a trace_mach toggle.  Without it they stay hidden
  * and the server refuses them anyway.
  *
- * Bounds: at most MAX_ROWS event rows in the DOM and MAX_LIVE events kept in memory; the
- * feed reconnects with a doubling delay (0.5 s .. 10 s) when it closes in live mode.
+ * Bounds: at most MAX_ROWS event rows in the DOM and MAX_LIVE events kept in memory; live
+ * rows are drawn every RENDER_MS at most, whatever the feed's rate; the feed reconnects
+ * with a doubling delay (0.5 s .. 10 s) when it closes in live mode.
  *
  * DOM contract (what the tests and a person's scripts may rely on):
  *   #status                text "connecting" | "open" | "closed" | "replay" (class the same)
@@ -61,6 +62,7 @@
   const RECONNECT_MIN_MS = 500;
   const RECONNECT_MAX_MS = 10000;
   const FLASH_MS = 1200;
+  const RENDER_MS = 250;         // live rows are drawn at most this often (a busy feed)
 
   const $ = (sel) => document.querySelector(sel);
 
@@ -81,6 +83,8 @@
   let playTimer = null;
   let reconnectDelay = RECONNECT_MIN_MS;
   let viewerDropped = 0;
+  let pendingRows = [];          // live events received but not drawn yet (<= MAX_ROWS)
+  let renderTimer = null;
   let filter = {gclass: [], gobj: [], state: [], event: []};
   const token = tokenFromHash();
 
@@ -246,10 +250,6 @@
 
   // ---------------------------------------------------------------- the tree
   function onTree(m) {
-    for (const id of Array.from(nodes.keys())) {
-      const entry = nodes.get(id);
-      if (entry && entry.li.isConnected) entry.li.remove();
-    }
     nodes.clear();
     $("#tree").replaceChildren();
     for (const n of m.nodes || []) addNode(n);
@@ -267,8 +267,8 @@
     if (typeof n.id !== "number" || nodes.has(n.id)) return;
     const li = el("li", "gobj");
     li.dataset.id = String(n.id);
-    li.dataset.name = n.name;
-    li.dataset.gclass = n.gclass;
+    li.dataset.name = n.name || "";
+    li.dataset.gclass = n.gclass || "";
     li.setAttribute("role", "treeitem");
     const parent = n.parent !== null && n.parent !== undefined ? nodes.get(n.parent) : null;
     // A replay names gobjs by their dotted path: under its parent, the last part is enough.
@@ -312,6 +312,7 @@
       entry.node.state = change[1];
       showNodeState(change[0]);
     }
+    if ($("#filter-tree").value.trim()) applyTreeFilter();   // it may filter by state
   }
 
   // The state to show for a gobj: its live state, or while paused its state at the cursor.
@@ -538,6 +539,18 @@
     live.push(...items);
     if (live.length > MAX_LIVE) live = live.slice(live.length - MAX_LIVE);
     if (paused) return;
+    pendingRows.push(...items);
+    if (pendingRows.length > MAX_ROWS) pendingRows = pendingRows.slice(-MAX_ROWS);
+    if (renderTimer === null) renderTimer = setTimeout(drawPendingRows, RENDER_MS);
+  }
+
+  // Drawing 500 rows for each message of a busy feed would keep the page from doing
+  // anything else: what came in the last RENDER_MS is drawn at once.
+  function drawPendingRows() {
+    renderTimer = null;
+    const items = pendingRows;
+    pendingRows = [];
+    if (paused || items.length === 0) return;
     appendRows(items);
     for (let i = items.length - 1; i >= 0; i -= 1) {
       if (items[i].dst === selectedId) { flashTransition(items[i]); break; }
@@ -573,7 +586,6 @@
       el("td", "ret", ret),
     );
     tr.title = ev.gclass + " #" + ev.seq;
-    tr.addEventListener("click", () => select(ev.dst));
     return tr;
   }
 
@@ -589,6 +601,7 @@
   }
 
   function redrawRows(items) {
+    pendingRows = [];
     $("#events tbody").replaceChildren();
     appendRows(items);
     const scroller = $("#events-scroll");
@@ -766,6 +779,10 @@
       showCursor();
     });
     $("#send-form").addEventListener("submit", sendEvent);
+    $("#events tbody").addEventListener("click", (e) => {
+      const row = e.target instanceof Element ? e.target.closest("tr.event") : null;
+      if (row) select(Number(row.dataset.dst));
+    });
     $("#diagram").addEventListener("click", () => $("#diagram").classList.toggle("actual-size"));
     $("#trace-toggle").addEventListener("change", () => {
       if (selectedId !== null) send({type: "trace", id: selectedId, on: $("#trace-toggle").checked});
