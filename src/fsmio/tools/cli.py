@@ -15,6 +15,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fsmio._version import __version__
 
@@ -245,6 +246,37 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     serve.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
     serve.add_argument(
+        "--ws",
+        choices=("auto", "none"),
+        default="auto",
+        help="ASGI websocket scope: auto (served by GWebSocket) or none (an upgrade request "
+        "is a plain http request)",
+    )
+    serve.add_argument(
+        "--ws-max-size",
+        type=int,
+        metavar="BYTES",
+        help="largest WebSocket message accepted (default 1 MiB; larger: close 1009)",
+    )
+    serve.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        metavar="SECONDS",
+        help="WebSocket keepalive ping period (default 20; 0: no pings)",
+    )
+    serve.add_argument(
+        "--ws-ping-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds to wait for a pong, then close 1011 (default 20; 0: never)",
+    )
+    serve.add_argument(
+        "--ws-per-message-deflate",
+        type=_on_off,
+        metavar="BOOL",
+        help="offer permessage-deflate compression (default false: it costs memory per connection)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         metavar="N",
@@ -347,6 +379,26 @@ def cmd_trace(args: argparse.Namespace) -> int:
     )
 
 
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def _ws_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The GWebSocket parameters the --ws-* options set (only those given)."""
+    given = {
+        "max_message_size": args.ws_max_size,
+        "ping_interval": args.ws_ping_interval,
+        "ping_timeout": args.ws_ping_timeout,
+        "compression": args.ws_per_message_deflate,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve, serve_workers
 
@@ -372,6 +424,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ready_fd=args.ready_fd,
         inspect=args.inspect,
         inspect_token=_inspect_token(args),
+        ws=args.ws,
+        ws_options=_ws_options(args),
     )
 
 

@@ -95,8 +95,13 @@ def serve(
     ready_fd: int | None = None,
     inspect: str | None = None,
     inspect_token: str | None = None,
+    ws: str = "auto",
+    ws_options: dict[str, Any] | None = None,
 ) -> int:
     """``fsmio serve``: run until stopped; return the exit code.
+
+    ``ws`` (``--ws``): ``"auto"`` serves the ASGI ``websocket`` scope with GWebSocket
+    parameters ``ws_options`` (the ``--ws-*`` options); ``"none"`` turns it off.
 
     ``inspect`` (``--inspect HOST:PORT``) adds a ``GInspector`` to the GAplic once the
     server is created (``inspect_token`` unlocks its control).
@@ -121,6 +126,11 @@ def serve(
 
     if interface == "auto":
         interface = "asgi" if is_asgi_app(app) else "wsgi"
+    if ws not in ("auto", "none"):
+        raise ToolError(f"--ws: expected auto or none, not {ws!r}")
+    if interface == "wsgi" and ws_options:
+        raise ToolError("the --ws-* options are for an ASGI application (WSGI has no WebSocket)")
+    websocket = None if ws == "none" else dict(ws_options or {})
     ssl_options: dict[str, Any] = {}
     if ssl_certfile:
         ssl_options["certfile"] = ssl_certfile
@@ -157,6 +167,7 @@ def serve(
                 on_started=on_started,
                 inspect=inspect,
                 inspect_token=inspect_token,
+                websocket=websocket,
             )
 
 
@@ -199,7 +210,15 @@ def serve_workers(args: argparse.Namespace) -> int:
         command = [sys.executable, "-m", "fsmio", "serve", args.app]
         command += ["--host", args.host, "--port", str(port), "--interface", args.interface]
         command += ["--root-path", args.root_path, "--lifespan", args.lifespan]
-        command += ["--threads", str(args.threads)]
+        command += ["--threads", str(args.threads), "--ws", args.ws]
+        for option, value in (
+            ("--ws-max-size", args.ws_max_size),
+            ("--ws-ping-interval", args.ws_ping_interval),
+            ("--ws-ping-timeout", args.ws_ping_timeout),
+            ("--ws-per-message-deflate", args.ws_per_message_deflate),
+        ):
+            if value is not None:
+                command += [option, str(value)]
         if args.log_level:
             command += ["--log-level", args.log_level]
         if args.ssl_certfile:
@@ -227,6 +246,7 @@ def _run(
     on_started: Any,
     inspect: str | None = None,
     inspect_token: str | None = None,
+    websocket: dict[str, Any] | None = None,
 ) -> int:
     holder: list[Any] = []
 
@@ -255,6 +275,7 @@ def _run(
                     application=app,
                     root_path=root_path,
                     lifespan=lifespan,
+                    websocket=websocket,
                     ready_callback=ready,
                     **common,
                 )
