@@ -48,7 +48,15 @@ from fsmio.aplic.gaplic import GAplic
 from fsmio.core.errors import FsmioError
 
 from . import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, ToolError
-from .runner import AppConfig, _log_level, _stop_on_signals, logging_setup, run_to_end
+from .runner import (
+    AppConfig,
+    _log_level,
+    _stop_on_signals,
+    add_inspector_or_fail,
+    check_inspect,
+    logging_setup,
+    run_to_end,
+)
 
 __all__ = ["INTERFACES", "serve", "serve_workers"]
 
@@ -85,8 +93,13 @@ def serve(
     on_started: Any = None,
     worker_index: int | None = None,
     ready_fd: int | None = None,
+    inspect: str | None = None,
+    inspect_token: str | None = None,
 ) -> int:
     """``fsmio serve``: run until stopped; return the exit code.
+
+    ``inspect`` (``--inspect HOST:PORT``) adds a ``GInspector`` to the GAplic once the
+    server is created (``inspect_token`` unlocks its control).
 
     ``on_started(gaplic, server)`` (for tests) is called once the server serves.
     ``worker_index`` (set by ``--workers``' supervisor): listen with ``SO_REUSEPORT`` and,
@@ -101,6 +114,8 @@ def serve(
     if not 0 <= port <= 65535:
         raise ToolError(f"--port: expected 0 to 65535, not {port}")
     level = _log_level(log_level or "INFO")
+    if inspect is not None:
+        check_inspect(inspect, inspect_token)
     app = _load(target)
     from fsmio.protocols.apps import is_asgi_app
 
@@ -140,6 +155,8 @@ def serve(
                 threads=threads,
                 stream=stream,
                 on_started=on_started,
+                inspect=inspect,
+                inspect_token=inspect_token,
             )
 
 
@@ -208,6 +225,8 @@ def _run(
     threads: int,
     stream: Any,
     on_started: Any,
+    inspect: str | None = None,
+    inspect_token: str | None = None,
 ) -> int:
     holder: list[Any] = []
 
@@ -260,6 +279,8 @@ def _run(
         except (FsmioError, ValueError) as exc:
             raise ToolError(str(exc)) from None
         holder.append(server)
+        if inspect is not None:
+            add_inspector_or_fail(gaplic, inspect, inspect_token)
 
     code = run_to_end(gaplic, "fsmio serve", setup)
     if code == EXIT_INTERRUPTED:
