@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from benchmarks.common import CLK_TCK, cpu_seconds, raise_nofile
+from benchmarks.common import cpu_busy_seconds, cpu_seconds, loadavg, raise_nofile
 from benchmarks.http_servers.apps import ROUTES
 from benchmarks.run import cpu_plan
 
@@ -241,22 +241,6 @@ def pinned(argv: list[str], cpus: set[int]) -> list[str]:
     if taskset is None:
         raise RuntimeError("taskset (util-linux) is needed to pin the processes to CPUs")
     return [taskset, "-c", ",".join(map(str, sorted(cpus))), *argv]
-
-
-def cpu_busy_seconds(cpus: set[int]) -> float:
-    """CPU seconds that processes (or, as steal, other machines) took on ``cpus`` since boot.
-
-    From /proc/stat: user + nice + system + steal.  Interrupt and softirq time is left
-    out: it is mostly the loopback traffic of the benchmark itself, charged to no process.
-    """
-    busy = 0
-    with open("/proc/stat") as f:
-        for line in f:
-            name, *fields = line.split()
-            if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
-                user, nice, system, _idle, _iowait, _irq, _softirq, steal = map(int, fields[:8])
-                busy += user + nice + system + steal
-    return busy / CLK_TCK
 
 
 def children_cpu_seconds() -> float:
@@ -846,14 +830,6 @@ def _version(dist: str) -> str:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return "not installed"
-
-
-def loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 PEER_DISTRIBUTIONS = ("uvloop", "httptools", "uvicorn", "aiohttp", "waitress")

@@ -30,7 +30,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.common import cpu_seconds
+from benchmarks.common import NoCompilerError, build_c, cpu_seconds
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -38,12 +38,10 @@ MODULES = {"aiohttp": "aiohttp", "uvicorn": "uvicorn", "websockets": "websockets
 
 
 def build_loadgen(workdir: str) -> str:
-    exe = os.path.join(workdir, "wsload")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise SystemExit("ws_bench: a C compiler (cc) is needed to build the load generator")
-    subprocess.run([cc, "-O2", "-o", exe, os.path.join(HERE, "wsload.c")], check=True)
-    return exe
+    try:
+        return build_c("wsload.c", workdir)
+    except NoCompilerError as exc:
+        raise SystemExit(f"ws_bench: {exc}") from None
 
 
 def _free_port() -> int:

@@ -351,6 +351,47 @@ def test_real_clock_timer_fires_on_a_running_loop(gaplic: GAplic) -> None:
     assert fired[0] >= 0.045
 
 
+@pytest.mark.parametrize("use_uvloop", [True, False])
+def test_timers_closer_than_a_millisecond_do_not_spin_the_loop(use_uvloop: bool) -> None:
+    # uvloop makes a delay under half a millisecond a call_soon: without rounding the wait
+    # up, the GAplic woke ~100 times per timer, finding nothing due.
+    count, spacing = 200, 0.0002
+    fired: list[float] = []
+    wakeups = 0
+    with GAplic("spin", use_uvloop=use_uvloop) as ga:
+        process = ga._process_timers
+
+        def counted() -> None:
+            nonlocal wakeups
+            wakeups += 1
+            process()
+
+        ga._process_timers = counted  # type: ignore[method-assign]
+        start = ga.time() + 0.02
+        deadlines = [start + i * spacing for i in range(count)]
+        for deadline in deadlines:
+            ga.call_at(deadline, lambda: fired.append(ga.time()))
+
+        async def main() -> None:
+            runner = asyncio.ensure_future(ga.run())
+            for _ in range(500):
+                if len(fired) == count:
+                    break
+                await asyncio.sleep(0.01)
+            ga.stop()
+            await runner
+
+        loop = ga.new_event_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+    assert len(fired) == count
+    assert all(f >= d for f, d in zip(fired, deadlines, strict=True))  # never early
+    # 40 ms of deadlines: about one wake-up per millisecond, a few more at most.
+    assert wakeups <= 100, wakeups
+
+
 def test_periodic_callback_does_not_drift_and_skips_missed_ticks(
     fake_gaplic: GAplic, clock: FakeClock
 ) -> None:

@@ -2,7 +2,8 @@
 
 What is asserted is that each piece runs and reports what it should — every micro row
 has a figure or says "not installed", the echo runs verify their bytes with no error, the
-table has its sections — and that the load generator does catch a server that echoes
+table has its sections — and that both load generators (the compiled ``echoload``, built
+here with the system's C compiler, and the Python fallback) do catch a server that echoes
 wrong bytes (otherwise "verifies every echoed byte" would be untested).
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from benchmarks.common import build_c
 
 from benchmarks import micro
 
@@ -126,8 +128,127 @@ def test_run_quick_writes_the_table(tmp_path: Path) -> None:
     servers = {e["server"] for e in raw["echo"]}
     assert servers == {"fsmio", "asyncio"}, raw.get("unavailable")
     modes = {e["mode"] for e in raw["echo"]}
-    assert modes == {"pingpong-1", "pingpong-100", "pipelined", "stream", "churn"}
+    assert modes == {"pingpong-100", "pipelined", "stream", "connect"}
+    assert raw["machine"]["loadgen_compiled"] is True
+    assert "## Summary" in text and "fsmio / asyncio" in text
+    assert "FALLBACK" not in text
     assert all(e["errors"] == 0 and e["messages"] > 0 for e in raw["echo"])
+    assert all(e["load_cpu"] >= 0 and e["core_busy"] >= 0 for e in raw["echo"])
     assert all(e["server_cpu"] >= 0 for e in raw["echo"])
     assert {i["server"] for i in raw["idle"]} == {"fsmio", "asyncio"}
     assert all(i["connections"] == 20 and i["errors"] == 0 for i in raw["idle"])
+
+
+# ----------------------------------------------------------------------------------------
+#   The compiled load generator
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def echoload(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """benchmarks/echoload.c built with the system's C compiler (a missing one fails)."""
+    return build_c("echoload.c", tmp_path_factory.mktemp("echoload"))
+
+
+@pytest.fixture
+def fsmio_echo_port() -> Iterator[int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.fsmio_echo", "--port", "0"],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("READY "), line
+        yield int(line.split()[2])
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+def _echoload(exe: str, port: int, *args: str, stdin: str | None = None) -> dict[str, object]:
+    out = subprocess.run(
+        [exe, "--port", str(port), "--warmup", "0.05", "--seconds", "0.2", *args],
+        input=stdin, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    result: dict[str, object] = json.loads(lines[-1])
+    return result
+
+
+@pytest.mark.parametrize(
+    ("mode", "args"),
+    [
+        ("pingpong", ["--conns", "4"]),
+        ("pipelined", ["--conns", "4", "--inflight", "16"]),
+        ("stream", ["--conns", "2", "--chunk", "65536"]),
+        ("connect", ["--conns", "2"]),
+    ],
+)
+def test_echoload_against_the_fsmio_server_checks_every_byte(
+    echoload: str, fsmio_echo_port: int, mode: str, args: list[str]
+) -> None:
+    out = subprocess.run(
+        [echoload, "--port", str(fsmio_echo_port), "--mode", mode, *args, "--warmup", "0.05",
+         "--seconds", "0.2"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    start, stop, last = out.stdout.strip().splitlines()
+    assert (start, stop) == ("START", "STOP")
+    result = json.loads(last)
+    assert result["errors"] == 0, result["first_error"]
+    assert result["messages"] > 0
+    assert 0.15 < result["seconds"] < 5
+    # Everything echoed was compared, the drain after STOP included.
+    size = 65536 if mode == "stream" else 64
+    assert result["checked_bytes"] >= result["messages"] * (1 if mode == "stream" else size)
+    if mode != "stream":
+        assert result["p50_us"] > 0 and result["p99_us"] >= result["p50_us"]
+
+
+def test_echoload_idle_holds_the_connections_until_told(
+    echoload: str, fsmio_echo_port: int
+) -> None:
+    result = _echoload(echoload, fsmio_echo_port, "--mode", "idle", "--conns", "5",
+                       stdin="close\n")  # fmt: skip
+    assert result["messages"] == 5 and result["errors"] == 0
+
+
+def test_echoload_catches_wrong_bytes(echoload: str, corrupting_echo: _CorruptingEcho) -> None:
+    result = _echoload(echoload, corrupting_echo.port, "--mode", "pingpong", "--conns", "1")
+    assert result["messages"] > 0
+    assert result["errors"] >= result["messages"]
+    assert "differ" in str(result["first_error"])
+
+
+def test_echoload_rejects_bad_arguments(echoload: str) -> None:
+    out = subprocess.run([echoload, "--mode", "sideways", "--port", "1"], capture_output=True,
+                         text=True, timeout=10)  # fmt: skip
+    assert out.returncode == 2 and "usage" in out.stderr
+
+
+@pytest.mark.slow
+def test_run_with_the_python_fallback_says_its_ratios_are_compressed(tmp_path: Path) -> None:
+    out = tmp_path / "fallback.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--python-loadgen", "--servers",
+         "fsmio,asyncio", "--modes", "pingpong-100", "--no-idle", "--no-micro", "--out",
+         str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=110,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FALLBACK" in proc.stderr and "COMPRESSED" in proc.stderr
+    text = out.read_text()
+    assert "FALLBACK LOAD GENERATOR" in text and "COMPRESSED" in text
+    raw = json.loads(out.with_suffix(".json").read_text())
+    assert raw["machine"]["loadgen_compiled"] is False
+    assert {e["server"] for e in raw["echo"]} == {"fsmio", "asyncio"}
+    assert all(e["errors"] == 0 and e["messages"] > 0 for e in raw["echo"])

@@ -28,7 +28,9 @@ GTimer) waits in those structures and is scheduled when the loop binds.
   the events that were queued *when it started*, then, if more were queued meanwhile,
   schedules itself again — for the next iteration, after the I/O poll, so a chain of
   posted events cannot starve the sockets.  There is no per-pass quota and no sleep.
-* The timer heap arms one asyncio timer for its earliest deadline.  Expired timers are
+* The timer heap arms one asyncio timer for its earliest deadline, in whole milliseconds
+  rounded up (a timer runs up to 1 ms late, never early, and the loop never spins waiting
+  for a deadline uvloop cannot time finer than a millisecond).  Expired timers are
   collected first and run after, so a timer re-armed with a zero delay from its own
   callback waits for the next iteration.  Cancelled entries are dropped lazily and the heap
   is rebuilt when they outnumber the live ones.
@@ -488,9 +490,15 @@ class GAplic(GObj):
         if handle is not None:
             handle.cancel()
         self._timer_handle_deadline = deadline
-        self._timer_handle = loop.call_later(
-            max(0.0, deadline - self._clock()), self._process_timers
-        )
+        delay = deadline - self._clock()
+        if delay > 0.0:
+            # Whole milliseconds, rounded up: uvloop rounds a delay to the millisecond
+            # (under half a one it is call_soon) and counts it from a millisecond clock,
+            # so a finer delay wakes the loop before the deadline, _process_timers finds
+            # nothing due and arms again: a busy loop until the deadline (100 wake-ups
+            # per timer when they fall due 100 000 a second).  Costs at most 1 ms late.
+            delay = math.ceil(delay * 1000.0) / 1000.0
+        self._timer_handle = loop.call_later(max(0.0, delay), self._process_timers)
 
     def _process_timers(self) -> None:
         if self._timer_handle is not None:

@@ -70,7 +70,7 @@ def ac_set_timer(self: GTimer, event: Event) -> None:
     seconds = self.config.seconds
     if seconds >= 0:
         gaplic = self._require_gaplic()
-        self._arm(gaplic.time() + seconds)
+        self._arm(gaplic, gaplic.time() + seconds)
 
 
 def ac_timer_expired(self: GTimer, event: Event) -> None:
@@ -133,15 +133,16 @@ class GTimer(GObj):
             self._handle.cancel()
             self._handle = None
 
-    def _arm(self, deadline: float) -> None:
+    def _arm(self, gaplic: GAplic, deadline: float) -> None:
         self._deadline = deadline
-        self._handle = self._require_gaplic().call_at(deadline, self._expired)
+        self._handle = gaplic.call_at(deadline, self._expired, gaplic)
 
-    def _expired(self) -> None:
+    def _expired(self, gaplic: GAplic) -> None:
+        # Runs once per expiry (100 000 a second in the benchmark): the GAplic that armed
+        # it comes as an argument instead of being looked up and checked again.
         self._handle = None
-        gaplic = self._require_gaplic()
         generation = self._generation
-        if self.config.autostart:
-            seconds = self.config.seconds
-            self._arm(next_periodic_deadline(self._deadline, seconds, gaplic.time()))
+        config = self.config
+        if config.autostart:
+            self._arm(gaplic, next_periodic_deadline(self._deadline, config.seconds, gaplic.time()))
         self.post_event(self, "EV_TIMER_EXPIRED", generation=generation)
