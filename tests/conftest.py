@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from fsmio import GAplic, GSock, SMachine
+from fsmio.core import smachine
 
 
 class FakeClock:
@@ -49,8 +50,14 @@ def fake_gaplic(clock: FakeClock) -> Iterator[GAplic]:
 
 @pytest.fixture(autouse=True)
 def _reset_global_trace() -> Iterator[None]:
+    traced_before = smachine._traced_machines
     yield
     SMachine.global_trace_mach(False)
+    # Many tests leave traced gobjs behind without destroying them (a GAplic run by the
+    # runner, ginsfsm's unit tests...): their count would keep every later test's events
+    # on the traced path, and the inspector's "observers gone" checks could not tell.
+    smachine._traced_machines = traced_before
+    smachine._update_trace_any()
     # A ported ginsfsm program run in-process sets GSock._global_trace_dump = True: left
     # on, every later test hexdumps all its traffic (a 64 MiB response takes minutes).
     GSock.global_trace_dump(False)

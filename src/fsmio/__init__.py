@@ -62,6 +62,7 @@ from .core.registry import (
 from .core.smachine import filter_event_attrs
 from .core.utils import bytes_, get_host_port_from_urls, get_path_from_url, random_key, text_
 from .gobjs import GConnex, GServerSock, GSock, GSSLSock, GStdin, GTimer, close_all_sockets, hexdump
+from .inspector import GInspector
 from .protocols.asgi import GAsgiServer
 from .protocols.http import (
     GHttpCliSrv,
@@ -104,6 +105,7 @@ __all__ = [
     "GConnex",
     "GHttpCliSrv",
     "GHttpServer",
+    "GInspector",
     "GObj",
     "GObjError",
     "GRemote",

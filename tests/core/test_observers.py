@@ -128,3 +128,26 @@ def test_lifecycle_observer_sees_creation_and_destruction() -> None:
         ("destroyed", "child"),
         ("destroyed", "parent"),
     ]
+
+
+def test_a_bound_method_observer_is_removed_by_an_equal_bound_method() -> None:
+    class Watcher:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def on_dispatch(self, *args: Any) -> None:
+            self.n += 1
+
+        def on_lifecycle(self, what: str, gobj: GObj) -> None:
+            self.n += 1
+
+    watcher = Watcher()
+    add_dispatch_observer(watcher.on_dispatch)
+    add_lifecycle_observer(watcher.on_lifecycle)
+    # Each attribute access makes a new bound method: equal, not identical.
+    remove_dispatch_observer(watcher.on_dispatch)
+    remove_lifecycle_observer(watcher.on_lifecycle)
+    assert not smachine._observers
+    gobj = GObj().create_gobj(None, Pinger, None)
+    gobj.send_event(gobj, "EV_PING")
+    assert watcher.n == 0

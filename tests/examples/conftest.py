@@ -113,7 +113,21 @@ def ready(server: Server) -> int:
     return port
 
 
+_HELD_PORTS: list[socket.socket] = []
+
+
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 that refuses connections until the test ends: bound and never
+    listening, so nothing else can take it meanwhile (a port merely closed again can be
+    reused by another program, and a client retrying it can even connect to itself)."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    _HELD_PORTS.append(held)
+    return int(held.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def _release_closed_ports() -> Iterator[None]:
+    yield
+    while _HELD_PORTS:
+        _HELD_PORTS.pop().close()

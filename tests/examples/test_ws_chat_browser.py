@@ -14,28 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import headless_shell
+
 from .ws_chat_proc import ws_chat_process
-
-# The ELF binary of Debian's chromium-headless-shell package (/usr/bin/chromium-headless-shell
-# is a shell wrapper that does not exec: killing it would orphan the browser).
-HEADLESS_SHELL = os.environ.get(
-    "CHROMIUM_HEADLESS_SHELL", "/usr/lib/chromium/chromium-headless-shell"
-)
-
-
-def _browser_binary() -> str:
-    if not os.access(HEADLESS_SHELL, os.X_OK):
-        pytest.fail(
-            f"no headless browser at {HEADLESS_SHELL}: install Debian's chromium-headless-shell "
-            "(apt-get install chromium-headless-shell, as .ci/run does) or set "
-            "CHROMIUM_HEADLESS_SHELL to its binary"
-        )
-    return HEADLESS_SHELL
 
 
 @pytest.mark.slow
 def test_two_tabs_chat_in_a_headless_browser(tmp_path: Path) -> None:
-    binary = _browser_binary()
+    binary = headless_shell()
     from playwright.sync_api import expect, sync_playwright
 
     with ws_chat_process() as (_, port), sync_playwright() as pw:

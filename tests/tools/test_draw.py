@@ -19,6 +19,12 @@ from fsmio.gobjs.c_sock import GSock
 from fsmio.gobjs.c_srv_sock import GServerSock
 from fsmio.gobjs.c_stdin import GStdin
 from fsmio.gobjs.c_timer import GTimer
+from fsmio.protocols.asgi.c_asgi_server import GAsgiServer
+from fsmio.protocols.http.c_http_clisrv import GHttpCliSrv
+from fsmio.protocols.http.c_http_server import GHttpServer
+from fsmio.protocols.websocket.c_websocket import GWebSocket
+from fsmio.protocols.wsgi.c_wsgi_server import GWsgiServer
+from fsmio.remote.c_remote import GRemote
 from fsmio.tools import ToolError
 from fsmio.tools.cli import main
 from fsmio.tools.draw import (
@@ -34,7 +40,19 @@ from .conftest import ROOT, run_fsmio
 BUILTINS: list[type[GObj]] = [GTimer, GSock, GServerSock, GConnex, Counter, Ticker, GAplic]
 SVG = "{http://www.w3.org/2000/svg}"
 DIAGRAMS = ROOT / "docs" / "diagrams"
-DOCUMENTED = [GTimer, GSock, GServerSock, GConnex, GStdin]
+DOCUMENTED = [
+    GTimer,
+    GSock,
+    GServerSock,
+    GConnex,
+    GStdin,
+    GHttpServer,
+    GHttpCliSrv,
+    GWsgiServer,
+    GAsgiServer,
+    GWebSocket,
+    GRemote,
+]
 
 
 def ids(gclasses: list[type[GObj]]) -> list[str]:
@@ -239,9 +257,9 @@ def test_draw_bad_input(argv: list[str], message: str, capsys: pytest.CaptureFix
 def test_committed_diagrams_are_up_to_date(gclass: type[GObj]) -> None:
     model = model_of(gclass)
     regenerate = (
-        "docs/diagrams is out of date; regenerate it with: fsmio draw fsmio.gobjs.c_timer "
-        "fsmio.gobjs.c_sock fsmio.gobjs.c_srv_sock fsmio.gobjs.c_connex -o docs/diagrams/ "
-        "--style all --format mmd --format dot --format svg"
+        "docs/diagrams is out of date; regenerate it with: fsmio draw "
+        + " ".join(f"{g.__module__}:{g.__name__}" for g in DOCUMENTED)
+        + " -o docs/diagrams/ --style all --format mmd --format dot --format svg"
     )
     for name, text in (
         (f"{model.name}.graph.mmd", graph_mermaid(model)),

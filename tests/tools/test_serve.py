@@ -230,6 +230,81 @@ def test_option_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 2
 
 
+WS_ECHO_APP = textwrap.dedent(
+    """
+    async def app(scope, receive, send):
+        if scope["type"] == "websocket":
+            assert (await receive())["type"] == "websocket.connect"
+            await send({"type": "websocket.accept"})
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                await send({"type": "websocket.send", "text": message["text"]})
+        elif scope["type"] == "http":
+            upgrade = dict(scope["headers"]).get(b"upgrade", b"-").decode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": f"http, upgrade {upgrade}".encode()})
+    """
+)
+
+
+@pytest.mark.slow
+def test_serve_websocket_options(tmp_path: Path) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    (tmp_path / "wsapp.py").write_text(WS_ECHO_APP)
+    args = ("wsapp:app", "--port", "0", "--lifespan", "off", "--ws-max-size", "16")
+    served = Served(tmp_path, *args, "--ws-ping-interval", "0")
+    try:
+        port = served.serving_line().group(5)
+        with connect(f"ws://127.0.0.1:{port}/", open_timeout=10) as ws:
+            ws.send("x" * 16)
+            assert ws.recv(timeout=10) == "x" * 16
+            ws.send("y" * 17)
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+            assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1009
+        served.proc.send_signal(signal.SIGTERM)
+        err = served.finish()
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.finish()
+    assert served.proc.returncode == 0, err
+    served = Served(tmp_path, "wsapp:app", "--port", "0", "--lifespan", "off", "--ws", "none")
+    try:
+        port = served.serving_line().group(5)
+        headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
+        with httpx.Client(timeout=10) as client:
+            response = client.get(f"http://127.0.0.1:{port}/", headers=headers)
+        assert response.status_code == 200 and response.text == "http, upgrade websocket"
+        served.proc.send_signal(signal.SIGTERM)
+        err = served.finish()
+    finally:
+        if served.proc.poll() is None:
+            served.proc.kill()
+            served.finish()
+    assert served.proc.returncode == 0, err
+
+
+def test_websocket_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "wsgi_only_app.py").write_text(WSGI_APP)
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert main(["serve", "wsgi_only_app:app", "--ws-max-size", "10"]) == 2
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert "the --ws-* options are for an ASGI application" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "x:y", "--ws-per-message-deflate", "maybe"])
+    assert info.value.code == 2
+    assert "expected true or false, not 'maybe'" in capsys.readouterr().err
+
+
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["serve", "--help"])
@@ -245,6 +320,11 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
         "--root-path",
         "--lifespan",
         "--threads",
+        "--ws",
+        "--ws-max-size",
+        "--ws-ping-interval",
+        "--ws-ping-timeout",
+        "--ws-per-message-deflate",
     ):
         assert option in out
 

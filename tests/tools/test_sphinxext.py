@@ -69,9 +69,11 @@ def test_sphinx_build_of_the_docs(tmp_path: Path) -> None:
     out = tmp_path / "html"
     assert build_main(["-W", "-q", "-b", "html", str(ROOT / "docs"), str(out)]) == 0
     html = (out / "gclasses.html").read_text(encoding="utf-8")
-    for name in ("GTimer", "GSock", "GServerSock", "GConnex", "GStdin"):
+    documented = ("GTimer", "GSock", "GServerSock", "GConnex", "GStdin", "GHttpServer")
+    documented += ("GHttpCliSrv", "GWsgiServer", "GAsgiServer", "GWebSocket", "GRemote")
+    for name in documented:
         assert f"{name} configuration" in html
-    assert html.count('class="fsmio-diagram"') == 5
+    assert html.count('class="fsmio-diagram"') == len(documented)
     assert "ST_WAIT_CONNECTED" in html and "ac_connect" in html
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from fsmio import GObj, GServerSock
@@ -54,7 +55,10 @@ class Stuck(GObj):
         import time
 
         def block() -> None:
-            print("STUCK", flush=True)
+            # One write: print() makes two ("STUCK", then the newline) when stdout is
+            # unbuffered, and the two workers' lines could interleave on the shared pipe.
+            sys.stdout.write("STUCK\n")
+            sys.stdout.flush()
             time.sleep(60)
 
         self.gaplic.add_callback(block)

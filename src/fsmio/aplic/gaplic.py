@@ -28,7 +28,9 @@ GTimer) waits in those structures and is scheduled when the loop binds.
   the events that were queued *when it started*, then, if more were queued meanwhile,
   schedules itself again — for the next iteration, after the I/O poll, so a chain of
   posted events cannot starve the sockets.  There is no per-pass quota and no sleep.
-* The timer heap arms one asyncio timer for its earliest deadline.  Expired timers are
+* The timer heap arms one asyncio timer for its earliest deadline, in whole milliseconds
+  rounded up (a timer runs up to 1 ms late, never early, and the loop never spins waiting
+  for a deadline uvloop cannot time finer than a millisecond).  Expired timers are
   collected first and run after, so a timer re-armed with a zero delay from its own
   callback waits for the next iteration.  Cancelled entries are dropped lazily and the heap
   is rebuilt when they outnumber the live ones.

@@ -81,7 +81,8 @@ def add_lifecycle_observer(observer: LifecycleObserver) -> None:
 def remove_lifecycle_observer(observer: LifecycleObserver) -> None:
     """Stop calling ``observer``; removing one that is not installed does nothing."""
     global _lifecycle_observers
-    _lifecycle_observers = tuple(o for o in _lifecycle_observers if o is not observer)
+    # == (not is): a bound method is a new object at each access, but equal.
+    _lifecycle_observers = tuple(o for o in _lifecycle_observers if o != observer)
 
 
 def _notify_lifecycle(what: str, gobj: GObj) -> None:

@@ -118,7 +118,8 @@ def remove_dispatch_observer(observer: DispatchObserver) -> None:
     """Stop calling ``observer``; removing one that is not installed does nothing."""
     global _observers
     if observer in _observers:
-        _observers = tuple(o for o in _observers if o is not observer)
+        # == (not is): a bound method is a new object at each access, but equal.
+        _observers = tuple(o for o in _observers if o != observer)
         _update_trace_any()
 
 

@@ -1,5 +1,5 @@
 """The ``fsmio`` command (also ``python -m fsmio``): ``run``, ``draw``, ``check``, ``trace``,
-``serve``.
+``serve``, ``inspect``.
 
 Every command reports bad input as one clear ``fsmio <command>: error: ...`` message on
 standard error and a non-zero exit code, never a traceback (``--traceback`` shows it, for
@@ -10,10 +10,12 @@ found by ``check``; 2 bad input (command line, file, config); 130 a second Ctrl-
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fsmio._compiled import build_info
 from fsmio._version import __version__
@@ -21,6 +23,29 @@ from fsmio._version import __version__
 from . import EXIT_FAILURE, EXIT_INTERRUPTED, ToolError, gclasses_in, import_module, load_gclass
 
 __all__ = ["build_parser", "main"]
+
+
+def _add_inspect_args(command: argparse.ArgumentParser, workers_note: str) -> None:
+    command.add_argument(
+        "--inspect",
+        metavar="HOST:PORT",
+        help="add the live inspector (a page and a WebSocket feed, see docs/inspector.md) "
+        "on HOST:PORT, e.g. 127.0.0.1:8765 (port 0: a free one; the log says "
+        "'inspector listening on http://HOST:PORT/'). A non-loopback HOST needs a token. "
+        + workers_note,
+    )
+    command.add_argument(
+        "--inspect-token",
+        metavar="TOKEN",
+        help="unlock the inspector's control (send an input event, toggle trace_mach) for a "
+        "page opened as http://HOST:PORT/#token=TOKEN; default: the FSMIO_INSPECT_TOKEN "
+        "environment variable (so the token need not be on a command line); none: read-only",
+    )
+
+
+def _inspect_token(args: argparse.Namespace) -> str | None:
+    token = getattr(args, "inspect_token", None) or os.environ.get("FSMIO_INSPECT_TOKEN")
+    return token or None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "supervised: restarted when they die (see docs/remote.md)",
     )
     run.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    _add_inspect_args(run, "Not with --workers (one process only).")
     run.add_argument("--log-level", metavar="LEVEL", help="override [logging] level")
     run.add_argument("--log-format", choices=("plain", "json"), help="override [logging] format")
 
@@ -159,6 +185,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", action="append", default=[], metavar="ST", help="only in this state; repeatable"
     )
     trace.add_argument("--no-time", action="store_true", help="leave the timestamps out")
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="replay a trace file in the inspector page",
+        description="Serve the inspector page on a JSON-lines trace file written by "
+        "`fsmio run --trace-file`: the gobjs it saw and all its events, to scrub through "
+        "(read-only). Runs until SIGTERM or SIGINT. See docs/inspector.md.",
+    )
+    inspect.add_argument("file", metavar="TRACE.jsonl")
+    inspect.add_argument(
+        "--listen",
+        default="127.0.0.1:8765",
+        metavar="HOST:PORT",
+        help="address of the page (default 127.0.0.1:8765; port 0: a free one; a "
+        "non-loopback HOST needs --inspect-token)",
+    )
+    inspect.add_argument(
+        "--module",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module (package.module) first, so that the diagrams of its "
+        "gclasses can be shown; repeatable (fsmio's own gclasses are always known)",
+    )
+    inspect.add_argument("--inspect-token", metavar="TOKEN", help=argparse.SUPPRESS)
+    inspect.add_argument("--log-level", metavar="LEVEL", default="INFO", help="log level")
     _add_serve_parser(sub)
     return parser
 
@@ -196,6 +249,37 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     serve.add_argument("--threads", type=int, default=8, help="WSGI worker threads (default 8)")
     serve.add_argument(
+        "--ws",
+        choices=("auto", "none"),
+        default="auto",
+        help="ASGI websocket scope: auto (served by GWebSocket) or none (an upgrade request "
+        "is a plain http request)",
+    )
+    serve.add_argument(
+        "--ws-max-size",
+        type=int,
+        metavar="BYTES",
+        help="largest WebSocket message accepted (default 1 MiB; larger: close 1009)",
+    )
+    serve.add_argument(
+        "--ws-ping-interval",
+        type=float,
+        metavar="SECONDS",
+        help="WebSocket keepalive ping period (default 20; 0: no pings)",
+    )
+    serve.add_argument(
+        "--ws-ping-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="seconds to wait for a pong, then close 1011 (default 20; 0: never)",
+    )
+    serve.add_argument(
+        "--ws-per-message-deflate",
+        type=_on_off,
+        metavar="BOOL",
+        help="offer permessage-deflate compression (default false: it costs memory per connection)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         metavar="N",
@@ -204,6 +288,7 @@ def _add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    _add_inspect_args(serve, "Not with --workers (one process only).")
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
@@ -256,6 +341,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run_app
 
     if args.workers is not None:
+        if args.inspect is not None:
+            raise ToolError(
+                "--inspect watches one process: not with --workers (run one worker with "
+                "--inspect to look at it)"
+            )
         from .supervisor import run_workers
 
         return run_workers(args)
@@ -268,6 +358,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         log_format=args.log_format,
         worker_index=args.worker_index,
+        inspect=args.inspect,
+        inspect_token=_inspect_token(args),
     )
 
 
@@ -290,10 +382,35 @@ def cmd_trace(args: argparse.Namespace) -> int:
     )
 
 
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, not {text!r}")
+
+
+def _ws_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The GWebSocket parameters the --ws-* options set (only those given)."""
+    given = {
+        "max_message_size": args.ws_max_size,
+        "ping_interval": args.ws_ping_interval,
+        "ping_timeout": args.ws_ping_timeout,
+        "compression": args.ws_per_message_deflate,
+    }
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve, serve_workers
 
     if args.workers is not None:
+        if args.inspect is not None:
+            raise ToolError(
+                "--inspect watches one process: not with --workers (run one worker with "
+                "--inspect to look at it)"
+            )
         return serve_workers(args)
     return serve(
         args.app,
@@ -308,7 +425,51 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         worker_index=args.worker_index,
         ready_fd=args.ready_fd,
+        inspect=args.inspect,
+        inspect_token=_inspect_token(args),
+        ws=args.ws,
+        ws_options=_ws_options(args),
     )
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from fsmio.aplic.gaplic import GAplic
+    from fsmio.inspector import TraceError, load_replay
+
+    from .runner import (
+        AppConfig,
+        _log_level,
+        add_inspector_or_fail,
+        check_inspect,
+        logging_setup,
+        run_to_end,
+    )
+
+    token = _inspect_token(args)
+    check_inspect(args.listen, token)
+    import fsmio  # noqa: F401  (its gclasses: their diagrams can be shown)
+
+    for module in args.modules:
+        import_module(module)
+    try:
+        replay = load_replay(args.file)
+    except TraceError as exc:
+        raise ToolError(str(exc)) from None
+    for error in replay.errors[:20]:
+        print(f"fsmio inspect: warning: {error}", file=sys.stderr)
+    if len(replay.errors) > 20:
+        print(f"fsmio inspect: warning: {len(replay.errors) - 20} more bad lines", file=sys.stderr)
+    if not replay.events:
+        raise ToolError(f"{args.file}: no machine-trace record to replay")
+    cfg = AppConfig(path=Path(args.file), text="", name="fsmio-inspect")
+    cfg.log_level = _log_level(args.log_level)
+    with logging_setup(cfg, [], None):
+        gaplic = GAplic("fsmio-inspect")
+        return run_to_end(
+            gaplic,
+            "fsmio inspect",
+            lambda: add_inspector_or_fail(gaplic, args.listen, token, replay=replay),
+        )
 
 
 def cmd_nats_config(args: argparse.Namespace) -> int:
@@ -323,6 +484,7 @@ COMMANDS = {
     "check": cmd_check,
     "trace": cmd_trace,
     "serve": cmd_serve,
+    "inspect": cmd_inspect,
     "nats-config": cmd_nats_config,
 }
 

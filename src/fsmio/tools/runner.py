@@ -91,11 +91,14 @@ __all__ = [
     "GobjSpec",
     "JsonFormatter",
     "TraceFileHandler",
+    "add_inspector_or_fail",
     "check_app",
+    "check_inspect",
     "load_config",
     "parse_sets",
     "run_app",
     "validate",
+    "with_inspector",
 ]
 
 _LOG = logging.getLogger("fsmio")
@@ -661,14 +664,23 @@ def run_app(
     log_format: str | None = None,
     on_started: Any = None,
     worker_index: int | None = None,
+    inspect: str | None = None,
+    inspect_token: str | None = None,
 ) -> int:
     """``fsmio run``: load, validate, create, run until stopped; return the exit code.
+
+    ``inspect`` (``--inspect HOST:PORT``) adds a ``GInspector`` to the GAplic once every
+    gobj of the file is created (``inspect_token`` unlocks its control); it logs
+    ``inspector listening on http://HOST:PORT/``.
 
     ``on_started(gaplic)`` (for tests) is called once every gobj is created.  A file
     ending in ``.ini`` is ginsfsm's PasteDeploy format (``fsmio.tools.ini``).
     ``worker_index`` (``--workers``, see ``fsmio.tools.supervisor``; TOML files): run as
     worker I, named ``<name>-w<I>``, with the role ``<name>`` and ``GServerSock.reuse_port``.
     """
+    if inspect is not None:
+        check_inspect(inspect, inspect_token)
+        on_started = with_inspector(on_started, inspect, inspect_token)
     if str(config_path).lower().endswith(".ini"):
         from .ini import run_ini
 
@@ -822,6 +834,49 @@ def _create_and_run(cfg: AppConfig, gaplic: GAplic, on_started: Any) -> int:
     else:
         _LOG.info("fsmio run: GAplic %r stopped", gaplic.name)
     return code
+
+
+def check_inspect(listen: str, token: str | None) -> tuple[str, int]:
+    """``--inspect HOST:PORT`` checked before anything runs: ``ToolError`` (exit 2) for a
+    bad address, or a non-loopback one without a token."""
+    from fsmio.inspector import is_loopback, parse_listen
+
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        raise ToolError(f"--inspect: {exc}") from None
+    if not is_loopback(host) and not token:
+        raise ToolError(
+            f"--inspect {listen}: {host!r} is not a loopback address: anyone who can reach "
+            "it would see this program; give a token (--inspect-token TOKEN or the "
+            "FSMIO_INSPECT_TOKEN environment variable), or bind 127.0.0.1"
+        )
+    return host, port
+
+
+def add_inspector_or_fail(gaplic: GAplic, listen: str, token: str | None, **config: Any) -> Any:
+    """Create the ``GInspector`` of ``--inspect`` (``config``: more of its parameters);
+    ``ToolError`` if it cannot listen."""
+    from fsmio.inspector import add_inspector
+
+    try:
+        return add_inspector(gaplic, listen, token, **config)
+    except ValueError as exc:
+        raise ToolError(f"--inspect {listen}: {exc}") from None
+    except OSError as exc:
+        reason = "port in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise ToolError(f"--inspect {listen}: cannot listen: {reason}", EXIT_FAILURE) from None
+
+
+def with_inspector(on_started: Any, listen: str, token: str | None) -> Any:
+    """``on_started`` preceded by the creation of the ``--inspect`` GInspector."""
+
+    def started(gaplic: GAplic, *more: Any) -> None:
+        add_inspector_or_fail(gaplic, listen, token)
+        if on_started is not None:
+            on_started(gaplic, *more)
+
+    return started
 
 
 def check_app(config_path: str | Path, **kw: Any) -> int:

@@ -48,7 +48,15 @@ from fsmio.aplic.gaplic import GAplic
 from fsmio.core.errors import FsmioError
 
 from . import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, ToolError
-from .runner import AppConfig, _log_level, _stop_on_signals, logging_setup, run_to_end
+from .runner import (
+    AppConfig,
+    _log_level,
+    _stop_on_signals,
+    add_inspector_or_fail,
+    check_inspect,
+    logging_setup,
+    run_to_end,
+)
 
 __all__ = ["INTERFACES", "serve", "serve_workers"]
 
@@ -85,8 +93,18 @@ def serve(
     on_started: Any = None,
     worker_index: int | None = None,
     ready_fd: int | None = None,
+    inspect: str | None = None,
+    inspect_token: str | None = None,
+    ws: str = "auto",
+    ws_options: dict[str, Any] | None = None,
 ) -> int:
     """``fsmio serve``: run until stopped; return the exit code.
+
+    ``ws`` (``--ws``): ``"auto"`` serves the ASGI ``websocket`` scope with GWebSocket
+    parameters ``ws_options`` (the ``--ws-*`` options); ``"none"`` turns it off.
+
+    ``inspect`` (``--inspect HOST:PORT``) adds a ``GInspector`` to the GAplic once the
+    server is created (``inspect_token`` unlocks its control).
 
     ``on_started(gaplic, server)`` (for tests) is called once the server serves.
     ``worker_index`` (set by ``--workers``' supervisor): listen with ``SO_REUSEPORT`` and,
@@ -101,11 +119,18 @@ def serve(
     if not 0 <= port <= 65535:
         raise ToolError(f"--port: expected 0 to 65535, not {port}")
     level = _log_level(log_level or "INFO")
+    if inspect is not None:
+        check_inspect(inspect, inspect_token)
     app = _load(target)
     from fsmio.protocols.apps import is_asgi_app
 
     if interface == "auto":
         interface = "asgi" if is_asgi_app(app) else "wsgi"
+    if ws not in ("auto", "none"):
+        raise ToolError(f"--ws: expected auto or none, not {ws!r}")
+    if interface == "wsgi" and ws_options:
+        raise ToolError("the --ws-* options are for an ASGI application (WSGI has no WebSocket)")
+    websocket = None if ws == "none" else dict(ws_options or {})
     ssl_options: dict[str, Any] = {}
     if ssl_certfile:
         ssl_options["certfile"] = ssl_certfile
@@ -140,6 +165,9 @@ def serve(
                 threads=threads,
                 stream=stream,
                 on_started=on_started,
+                inspect=inspect,
+                inspect_token=inspect_token,
+                websocket=websocket,
             )
 
 
@@ -182,7 +210,15 @@ def serve_workers(args: argparse.Namespace) -> int:
         command = [sys.executable, "-m", "fsmio", "serve", args.app]
         command += ["--host", args.host, "--port", str(port), "--interface", args.interface]
         command += ["--root-path", args.root_path, "--lifespan", args.lifespan]
-        command += ["--threads", str(args.threads)]
+        command += ["--threads", str(args.threads), "--ws", args.ws]
+        for option, value in (
+            ("--ws-max-size", args.ws_max_size),
+            ("--ws-ping-interval", args.ws_ping_interval),
+            ("--ws-ping-timeout", args.ws_ping_timeout),
+            ("--ws-per-message-deflate", args.ws_per_message_deflate),
+        ):
+            if value is not None:
+                command += [option, str(value)]
         if args.log_level:
             command += ["--log-level", args.log_level]
         if args.ssl_certfile:
@@ -208,6 +244,9 @@ def _run(
     threads: int,
     stream: Any,
     on_started: Any,
+    inspect: str | None = None,
+    inspect_token: str | None = None,
+    websocket: dict[str, Any] | None = None,
 ) -> int:
     holder: list[Any] = []
 
@@ -236,6 +275,7 @@ def _run(
                     application=app,
                     root_path=root_path,
                     lifespan=lifespan,
+                    websocket=websocket,
                     ready_callback=ready,
                     **common,
                 )
@@ -260,6 +300,8 @@ def _run(
         except (FsmioError, ValueError) as exc:
             raise ToolError(str(exc)) from None
         holder.append(server)
+        if inspect is not None:
+            add_inspector_or_fail(gaplic, inspect, inspect_token)
 
     code = run_to_end(gaplic, "fsmio serve", setup)
     if code == EXIT_INTERRUPTED:

@@ -27,13 +27,15 @@ standard error with its line number and skipped; the exit code is then 1.
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
+
+from fsmio.inspector.replay import TraceError
+from fsmio.inspector.replay import read_trace as _read_trace
 
 from . import EXIT_FAILURE, ToolError
 
@@ -43,27 +45,12 @@ _RET = re.compile(r"(?:ret|raised): .*$")
 
 
 def read_trace(path: str | Path, errors: list[str]) -> Iterator[dict[str, Any]]:
-    """The records of a trace file; bad lines are described in ``errors`` and skipped."""
-    file = Path(path)
+    """The records of a trace file; bad lines are described in ``errors`` and skipped
+    (``fsmio.inspector.replay.read_trace``, with a missing file as a ``ToolError``)."""
     try:
-        stream = file.open(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        raise ToolError(f"trace file not found: {str(file)!r}") from None
-    except OSError as exc:
-        raise ToolError(f"cannot read trace file {str(file)!r}: {exc.strerror}") from None
-    with stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.append(f"{file}:{number}: not a JSON object ({exc.msg})")
-                continue
-            if not isinstance(record, dict) or "phase" not in record:
-                errors.append(f"{file}:{number}: not a trace record (no 'phase')")
-                continue
-            yield record
+        yield from _read_trace(path, errors)
+    except TraceError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def _gobj_matches(path: str, patterns: Iterable[str]) -> bool:

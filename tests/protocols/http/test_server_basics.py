@@ -7,6 +7,7 @@ import http.client
 from typing import Any
 
 import httpx
+import pytest
 
 from fsmio.core.event import Event
 from tests.protocols.http.conftest import App, exchange, parse_responses, read_until_close
@@ -223,6 +224,40 @@ def test_pipeline_bound_pauses_reading_and_loses_nothing(http_server: Any) -> No
     bodies = [body for _, _, body in parse_responses(out)]
     assert bodies == [b"/%d" % i for i in range(n)] + [b"/last"]
     assert any(paused)  # the queue filled up: reading was paused meanwhile
+
+
+def test_an_application_holds_reading_until_it_lets_go(http_server: Any) -> None:
+    """EV_PAUSE_READING / EV_RESUME_READING on the channel: the hold keeps the GSock paused
+    whatever the channel's own flow control decides meanwhile, and nothing is lost."""
+    server = http_server(max_pipeline=2)
+    channels: list[Any] = []
+
+    def answer(self: App, event: Event) -> None:
+        channel, request = event.channel, event.request
+        if request.path == "/hold":
+            channels.append(channel)
+            self.send_event(channel, "EV_PAUSE_READING")
+        self.send_event(
+            channel, "EV_HTTP_RESPONSE", request=request, status=200, body=request.path.encode()
+        )
+
+    server.app.hooks["EV_HTTP_REQUEST"] = answer
+    with server.connect() as sock:
+        sock.sendall(b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(5)
+        first = sock.recv(65536)
+        assert first.endswith(b"/hold")
+        assert server.call(lambda: channels[0].gsock.reading_paused)
+        sock.sendall(b"".join(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i for i in range(5)))
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)  # held: nothing read, nothing answered
+        assert server.call(lambda: channels[0].gsock.reading_paused)
+        server.call(lambda: server.app.send_event(channels[0], "EV_RESUME_READING"))
+        sock.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        out = read_until_close(sock)
+    bodies = [body for _, _, body in parse_responses(out)]
+    assert bodies == [b"/%d" % i for i in range(5)] + [b"/last"]
 
 
 def test_maximum_simultaneous_requests_bounds_the_queue(http_server: Any) -> None:

@@ -168,6 +168,22 @@ def test_asterisk_options_and_absolute_form(http_server: Any) -> None:
     assert absolute.query == b"q=1"
 
 
+def test_absolute_form_target_names_the_host(http_server: Any) -> None:
+    """RFC 9112 section 3.2.2: the target's authority, not the Host field, is the host."""
+    server = http_server()
+    out = exchange(
+        server,
+        b"GET http://user@good.example:8080/a?b HTTP/1.1\r\nHost: evil.example\r\n\r\n"
+        b"GET http://plain.example HTTP/1.0\r\n\r\n",
+    )
+    assert [r[0] for r in parse_responses(out)] == [200, 200]
+    first, second = server.app.requests()
+    assert first.get_headers("host") == [b"good.example:8080"]
+    assert second.get_headers("host") == [b"plain.example"] and second.raw_path == b"/"
+    out = exchange(server, b"GET http:///nohost HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert parse_responses(out)[0][0] == 400
+
+
 # ----------------------------------------------------------------------------------------
 #   Limits, within one read and across reads
 # ----------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ what users touch, a hand-made client (``RawWs``) for the frames no library sends
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 import zlib
 from typing import Any
 
@@ -447,6 +449,52 @@ def test_ping_timeout_gives_1011(gaplic: GAplic) -> None:
     drive(gaplic, lambda: app.closes())
     assert app.closes()[0]["code"] == 1011
     raw.close()
+
+
+@pytest.mark.slow
+def test_a_ping_flood_is_answered_at_the_rate_the_peer_reads(gaplic: GAplic) -> None:
+    """A peer that pings and never reads: while our output waits only the latest ping is
+    kept, so the server's output stays near the kernel's buffers instead of holding a
+    pong for every ping (12.7 MB here)."""
+    app, port = serve(gaplic, echo=False)
+    raw = _open_raw(gaplic, port)
+    drive(gaplic, lambda: "EV_ON_OPEN" in app.names())
+    ws = app.websockets[0]
+    sock = ws.gsock
+    assert sock is not None
+    count = 100_000
+    pings = b"".join(client_frame(PING, i.to_bytes(4, "big") * 31) for i in range(count))
+    view = memoryview(pings)
+    sent = 0
+    deadline = time.monotonic() + 60
+    while sent < len(pings):  # non-blocking: the GAplic runs on this thread
+        assert time.monotonic() < deadline, f"sent {sent} of {len(pings)} bytes"
+        with contextlib.suppress(BlockingIOError):
+            sent += raw.sock.send(view[sent : sent + 262144])
+        drive_for(gaplic, 0.001)
+    drive(gaplic, lambda: sock.rxed_bytes >= len(pings), timeout=30)
+    answered = sock.txed_bytes // 126  # a pong: a 2-byte head and the 124-byte payload
+    assert answered < count // 2, f"{answered} pongs for {count} pings"
+    assert sock.pending_output < 1048576
+    # Once the peer reads, the latest ping gets its pong, and the connection is fine.
+    last = (count - 1).to_bytes(4, "big") * 31
+    payloads: list[bytes] = []
+    raw.pump(lambda: _collect_pongs(raw, payloads, last), timeout=30)
+    assert payloads[-1] == last
+    raw.send(client_frame(TEXT, b"still here"))
+    drive(gaplic, lambda: app.messages() == ["still here"])
+    raw.close()
+
+
+def _collect_pongs(raw: RawWs, payloads: list[bytes], last: bytes) -> bool:
+    while True:
+        parsed = raw._parse()
+        if parsed is None:
+            return False
+        assert parsed[0] == PONG
+        payloads.append(parsed[2])
+        if parsed[2] == last:
+            return True
 
 
 def test_keepalive_off(gaplic: GAplic) -> None:

@@ -57,6 +57,10 @@ Input events:
   None when ``request`` is not the one waiting for a response.  ``EV_HTTP_RESPONSE`` with
   a 4xx refuses an upgrade instead (the connection then closes after the response).
 * ``EV_DROP`` — close the connection (what is already written is delivered first).
+* ``EV_PAUSE_READING`` / ``EV_RESUME_READING`` — the application holds reading from the
+  peer (say, its workers are all busy), and lets it go.  The hold adds to the channel's
+  own reasons to pause (see below): a resume never overrides them, and they never
+  override the hold.
 
 Bottom input events (from the GSock): ``EV_RX_DATA``, ``EV_TRANSMIT_READY``,
 ``EV_DISCONNECTED``; ``EV_TIMEOUT`` comes from the channel's own deadline.
@@ -79,7 +83,8 @@ response is written and the connection closes.  Reading from the peer is paused
 (``EV_PAUSE_READING``) while ``max_pipeline`` requests wait, while a request body holds
 more than ``max_buffered_body`` bytes that nobody asked for, while the application has
 not asked for the next piece of a streamed body and one read's worth is already here,
-and once no more requests will be served.
+while the application holds it (``EV_PAUSE_READING``), and once no more requests will be
+served.  All these reasons meet in ``_flow``, the one place that tells the GSock.
 
 *Output.*  A whole response is one ``bytes`` (head and body joined) and one EV_SEND_DATA.
 A streamed head is held until the first data (or the end), so START+DATA+END is also one
@@ -313,6 +318,16 @@ def ac_disconnected(self: GHttpCliSrv, event: Event) -> None:
     self._disconnected(event.__dict__.get("reason", "eof"))
 
 
+def ac_hold_reading(self: GHttpCliSrv, event: Event) -> None:
+    self._held_by_app = True
+    self._flow()
+
+
+def ac_release_reading(self: GHttpCliSrv, event: Event) -> None:
+    self._held_by_app = False
+    self._flow()
+
+
 # ----------------------------------------------------------------------------------------
 #   FSM
 # ----------------------------------------------------------------------------------------
@@ -328,6 +343,8 @@ _IDLE_ROWS: Final = (
     ("EV_HTTP_RESPONSE_END", ac_refuse, None),
     ("EV_HTTP_READ_BODY", ac_refuse, None),
     ("EV_HTTP_ACCEPT_WEBSOCKET", ac_refuse_websocket, None),
+    ("EV_PAUSE_READING", ac_hold_reading, None),
+    ("EV_RESUME_READING", ac_release_reading, None),
 )
 
 GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
@@ -349,8 +366,8 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
         "EV_TIMEOUT: bottom input",
         "EV_SEND_DATA: bottom output",
         "EV_DROP_GSOCK: bottom output",
-        "EV_PAUSE_READING: bottom output",
-        "EV_RESUME_READING: bottom output",
+        "EV_PAUSE_READING: top input bottom output",
+        "EV_RESUME_READING: top input bottom output",
     ),
     "state_list": (
         "ST_WAIT_REQUEST",
@@ -377,6 +394,8 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_RESPONSE_END", ac_refuse, None),
             ("EV_HTTP_READ_BODY", ac_read_body, None),
             ("EV_HTTP_ACCEPT_WEBSOCKET", ac_accept_websocket, None),
+            ("EV_PAUSE_READING", ac_hold_reading, None),
+            ("EV_RESUME_READING", ac_release_reading, None),
         ),
         "ST_SEND_RESPONSE": (
             ("EV_RX_DATA", ac_rx_data, None),
@@ -390,6 +409,8 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_RESPONSE_END", ac_response_end, None),
             ("EV_HTTP_READ_BODY", ac_read_body, None),
             ("EV_HTTP_ACCEPT_WEBSOCKET", ac_refuse_websocket, None),
+            ("EV_PAUSE_READING", ac_hold_reading, None),
+            ("EV_RESUME_READING", ac_release_reading, None),
         ),
         "ST_UPGRADED": (
             ("EV_RX_DATA", ac_ignore_data, None),
@@ -403,6 +424,8 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_RESPONSE_END", ac_refuse, None),
             ("EV_HTTP_READ_BODY", ac_refuse, None),
             ("EV_HTTP_ACCEPT_WEBSOCKET", ac_refuse_websocket, None),
+            ("EV_PAUSE_READING", ac_hold_reading, None),
+            ("EV_RESUME_READING", ac_release_reading, None),
         ),
         "ST_CLOSING": (
             ("EV_RX_DATA", ac_ignore_data, None),
@@ -416,6 +439,8 @@ GHTTPCLISRV_FSM: Final[dict[str, Any]] = {
             ("EV_HTTP_RESPONSE_END", ac_refuse, None),
             ("EV_HTTP_READ_BODY", ac_refuse, None),
             ("EV_HTTP_ACCEPT_WEBSOCKET", ac_refuse_websocket, None),
+            ("EV_PAUSE_READING", ac_hold_reading, None),
+            ("EV_RESUME_READING", ac_release_reading, None),
         ),
     },
 }
@@ -437,6 +462,7 @@ class GHttpCliSrv(GObj):
         "_deadline_kind",
         "_durations",
         "_ginsfsm",
+        "_held_by_app",
         "_input_closed",
         "_keep_alive",
         "_max_requests",
@@ -481,6 +507,7 @@ class GHttpCliSrv(GObj):
         self._max_requests = 1 << 62
         self._n_requests = 0
         self._paused = False
+        self._held_by_app = False
         self._processing = False
         self._ready_wanted: bool | None = None
         self._resp_framing = FRAMING_NONE
@@ -992,7 +1019,8 @@ class GHttpCliSrv(GObj):
             self._give_body(active)
         current = parser.current
         pause = (
-            self._input_closed
+            self._held_by_app
+            or self._input_closed
             or bool(self._unfed)
             or len(parser.requests) >= self.settings.max_pipeline
             or (

@@ -29,7 +29,11 @@ What this module adds (httptools lets it through):
   read and then the connection closes (RFC 9112 section 6.1);
 * ``Expect`` other than ``100-continue`` -> 417 (HTTP/1.1 only; ignored on 1.0);
 * ``*`` as the target of anything but OPTIONS, a target that is neither origin-form nor
-  absolute-form -> 400; CONNECT -> 501.
+  absolute-form -> 400; CONNECT -> 501;
+* an absolute-form target (``GET http://host/path``) names the host: the Host field the
+  application sees is replaced by the target's authority (RFC 9112 section 3.2.2: the
+  server must ignore the received Host), so a proxy-style request cannot show the
+  application one host in the URL and another in Host; a URL without a host -> 400.
 
 Theory of operation
 -------------------
@@ -51,6 +55,7 @@ the rest for later.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Final, NoReturn
 
@@ -343,7 +348,9 @@ class RequestParser:
                 if url == b"*":
                     if method != "OPTIONS":
                         self._fail(400, "bad_request", "'*' is a target for OPTIONS only")
-                elif not url.startswith((b"http://", b"https://")):
+                elif url.startswith((b"http://", b"https://")):
+                    request.headers = _host_from_target(url, headers, self._fail)
+                else:
                     self._fail(400, "bad_request", "request-target is neither a path nor a URL")
             request.raw_path, request.query, request.path = split_target(url)
         request.keep_alive = keep_alive
@@ -372,3 +379,22 @@ class RequestParser:
         if request is not None:
             request._body_complete = True
             self.current = None
+
+
+def _host_from_target(
+    url: bytes, headers: list[tuple[bytes, bytes]], fail: Callable[[int, str, str], NoReturn]
+) -> list[tuple[bytes, bytes]]:
+    """The head's fields with Host set to the authority of an absolute-form ``url``."""
+    rest = url[url.index(b"://") + 3 :]
+    end = len(rest)
+    for stop in (b"/", b"?", b"#"):
+        at = rest.find(stop)
+        if 0 <= at < end:
+            end = at
+    authority = rest[:end].rpartition(b"@")[2]  # userinfo is not part of the host
+    if not authority:
+        fail(400, "bad_request", "an absolute-form request-target needs a host")
+    fields = [(name, authority if name == b"host" else value) for name, value in headers]
+    if not any(name == b"host" for name, _ in headers):
+        fields.append((b"host", authority))  # HTTP/1.0 may come without one
+    return fields

@@ -5,7 +5,8 @@ GConnex).  The framing, the handshake checks and the close handshake are websock
 sans-IO layer (``websockets.server.ServerProtocol`` / ``websockets.client.ClientProtocol``,
 with its C speedups); what that layer leaves to its caller is done here, in the gobj's own
 FSM: message reassembly with limits, incremental UTF-8 validation across fragments (1007
-as soon as a bad byte is seen), keepalive pings with a timeout (1011), the opening and
+as soon as a bad byte is seen), keepalive pings with a timeout (1011), the peer's pings
+answered at the rate it reads (while our output waits, only the latest), the opening and
 closing deadlines, reading paused while messages wait to be consumed, and exactly one
 ``EV_ON_CLOSE`` per ``EV_ON_OPEN``.
 
@@ -482,6 +483,9 @@ def ac_ack(self: GWebSocket, event: Event) -> None:
 
 
 def ac_transmit_ready(self: GWebSocket, event: Event) -> None:
+    proto = self._proto
+    if proto is not None and proto.send_deferred_pong():
+        self._flush()
     if self.subscribers_take("EV_TRANSMIT_READY"):
         self.broadcast_event("EV_TRANSMIT_READY", ws=self)
 
@@ -625,6 +629,13 @@ class _Paced(Protocol):
 
     hold_failures = False
     held_failure: tuple[int, str] | None = None
+    #: True while our output is waiting (the GWebSocket's ``write_paused``).  A ping that
+    #: comes then is not answered at once: only the latest one is kept, and answered when
+    #: the output drains (RFC 6455 §5.5.3 lets an endpoint answer only the most recent
+    #: ping).  So a peer that floods pings and reads nothing gets pongs at the rate it
+    #: reads them, and cannot grow our output by pinging.
+    output_waiting: Callable[[], bool] | None = None
+    deferred_pong: bytes | None = None
 
     def fail(self, code: int, reason: str = "") -> None:
         if self.hold_failures and self.held_failure is None:
@@ -643,7 +654,25 @@ class _Paced(Protocol):
     def recv_frame(self, frame: Frame) -> None:
         if frame.opcode is _CLOSE:
             self.current_size = None
+        elif (
+            frame.opcode is _PING
+            and self.state is State.OPEN
+            and self.output_waiting is not None
+            and self.output_waiting()
+        ):
+            self.deferred_pong = bytes(frame.data)
+            self.events.append(frame)
+            return
         super().recv_frame(frame)
+
+    def send_deferred_pong(self) -> bool:
+        """Answer the ping kept while the output was waiting; True if a pong was queued."""
+        payload = self.deferred_pong
+        self.deferred_pong = None
+        if payload is None or self.state is not State.OPEN:
+            return False
+        self.send_pong(payload)
+        return True
 
 
 class _ServerProtocol(_Paced, ServerProtocol):
@@ -887,6 +916,9 @@ class GWebSocket(GObj):
                 self._sock = gsock
                 self._start_client_handshake()
 
+    def _output_is_waiting(self) -> bool:
+        return self.write_paused
+
     def _uri(self) -> Any:
         resource = self.config.resource
         if "://" not in resource:
@@ -916,6 +948,9 @@ class GWebSocket(GObj):
         self._flush()
 
     def _begin_handshake(self) -> None:
+        proto = self._proto
+        if proto is not None:
+            proto.output_waiting = self._output_is_waiting
         self._frames.clear()
         self._reset_message()
         self._unacked = 0

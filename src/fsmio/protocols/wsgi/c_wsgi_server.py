@@ -256,22 +256,15 @@ def _close_spool(exchange: WsgiExchange) -> None:
         spool.close()
 
 
-def _set_reading(channel: Any, on: bool) -> None:
-    """Pause (or resume) reading from a connection whose request waits for a worker.
+def _set_reading(server: GObj, channel: Any, on: bool) -> None:
+    """Hold (or let go) reading from a connection whose request waits for a worker.
 
-    The channel has no input event for it (its own flow control pauses its GSock for the
-    pipeline and body limits), so this goes to the GSock, as the channel itself does.  A
-    resume is not sent while the channel holds its own pause (``max_pipeline`` reached...):
-    the channel resumes when its reason is gone.
+    The channel combines this hold with its own reasons to pause (``max_pipeline``
+    reached...), so neither undoes the other.
     """
-    gsock = getattr(channel, "gsock", None)
-    if gsock is None or gsock._destroyed:
+    if channel._destroyed:
         return
-    if on and getattr(channel, "_paused", False):
-        return
-    name = "EV_RESUME_READING" if on else "EV_PAUSE_READING"
-    if name in gsock.get_event_list():
-        channel.send_event(gsock, name)
+    server.send_event(channel, "EV_RESUME_READING" if on else "EV_PAUSE_READING")
 
 
 def _server_name(host: str) -> str:
@@ -439,7 +432,7 @@ class GWsgiServer(GObj):
             self._start(exchange)
             return
         self._waiting.append(exchange)
-        _set_reading(exchange.channel, False)
+        _set_reading(self, exchange.channel, False)
 
     def _start(self, exchange: WsgiExchange) -> None:
         assert self._pool is not None
@@ -457,7 +450,7 @@ class GWsgiServer(GObj):
             following = self._waiting.popleft()
             if following.aborted:
                 continue
-            _set_reading(following.channel, True)
+            _set_reading(self, following.channel, True)
             self._start(following)
 
     # ------------------------------------------------------------------------------------
