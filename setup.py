@@ -25,7 +25,7 @@ MODULES = (
     "fsmio.core.gobj",
     "fsmio.gobjs.c_sock",
 )
-GENERATED = (".c", ".so", ".pyd")
+GENERATED = (".c", ".so", ".pyd", ".pyc")
 NO_EXTENSIONS = os.environ.get("FSMIO_NO_EXTENSIONS", "").strip() not in ("", "0")
 
 
@@ -61,11 +61,11 @@ class OptionalBuildExt(build_ext):
 
 class BuildPyWithoutGenerated(build_py):
     """Package data is every file under src/fsmio (pyproject.toml) except what a build
-    leaves beside the sources: the generated C and the extension modules."""
+    leaves beside the sources: the generated C, the extension modules, bytecode."""
 
     def find_data_files(self, package: str, src_dir: str) -> list[str]:
         files: list[str] = super().find_data_files(package, src_dir)
-        return [f for f in files if not f.endswith(GENERATED)]
+        return [f for f in files if not f.endswith(GENERATED) and "__pycache__" not in f]
 
 
 def cythonized(modules: list[Any]) -> list[Any]:
