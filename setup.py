@@ -57,6 +57,10 @@ class OptionalBuildExt(build_ext):
             super().build_extension(ext)
         except Exception as exc:
             _say(f"extension {ext.name} not built ({exc!r}); fsmio runs as pure Python")
+            # Not the stale one of an earlier build (build/lib...) in its place.
+            stale = self.get_ext_fullpath(ext.name)
+            if os.path.exists(stale):
+                os.remove(stale)
 
 
 class BuildPyWithoutGenerated(build_py):
