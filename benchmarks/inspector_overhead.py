@@ -206,11 +206,11 @@ def render(
         "",
         (
             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
-            f"{platform.python_version()}, {platform.system()} {platform.release()}.  **A busy "
-            "machine**: other agents ran builds and tests on the same 2 cores during the run, so "
-            "absolute figures wander; the runs alternate (plain, inspector, watched, then the "
-            "reverse order) so that drift falls on every variant alike, and the ratio is taken "
-            "within each round."
+            f"{platform.python_version()}, {platform.system()} {platform.release()}; load "
+            f"average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())} (what else ran "
+            "on the cores).  The runs alternate (plain, inspector, watched, then the reverse "
+            "order) so that drift falls on every variant alike, and the ratio is taken within "
+            "each round."
         ),
         "",
         (
