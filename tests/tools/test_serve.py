@@ -137,6 +137,19 @@ class Served:
                     stream.close()
         return "".join(self.err_lines)
 
+    def stop(self) -> str:
+        """SIGTERM, then what ``finish`` returns."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.finish()
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.proc.poll() is None:  # a failed assertion: do not leave it running
+            self.proc.kill()
+            self.finish()
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -256,8 +269,7 @@ def test_serve_websocket_options(tmp_path: Path) -> None:
 
     (tmp_path / "wsapp.py").write_text(WS_ECHO_APP)
     args = ("wsapp:app", "--port", "0", "--lifespan", "off", "--ws-max-size", "16")
-    served = Served(tmp_path, *args, "--ws-ping-interval", "0")
-    try:
+    with Served(tmp_path, *args, "--ws-ping-interval", "0") as served:
         port = served.serving_line().group(5)
         with connect(f"ws://127.0.0.1:{port}/", open_timeout=10) as ws:
             ws.send("x" * 16)
@@ -266,26 +278,16 @@ def test_serve_websocket_options(tmp_path: Path) -> None:
             with pytest.raises(ConnectionClosed):
                 ws.recv(timeout=10)
             assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1009
-        served.proc.send_signal(signal.SIGTERM)
-        err = served.finish()
-    finally:
-        if served.proc.poll() is None:
-            served.proc.kill()
-            served.finish()
+        err = served.stop()
     assert served.proc.returncode == 0, err
-    served = Served(tmp_path, "wsapp:app", "--port", "0", "--lifespan", "off", "--ws", "none")
-    try:
+    no_ws = ("wsapp:app", "--port", "0", "--lifespan", "off", "--ws", "none")
+    with Served(tmp_path, *no_ws) as served:
         port = served.serving_line().group(5)
         headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
         with httpx.Client(timeout=10) as client:
             response = client.get(f"http://127.0.0.1:{port}/", headers=headers)
         assert response.status_code == 200 and response.text == "http, upgrade websocket"
-        served.proc.send_signal(signal.SIGTERM)
-        err = served.finish()
-    finally:
-        if served.proc.poll() is None:
-            served.proc.kill()
-            served.finish()
+        err = served.stop()
     assert served.proc.returncode == 0, err
 
 
