@@ -389,6 +389,8 @@ def inject_event(self: MachineCore, event: Event | str) -> Any:
         # A str, something that is not an event, or an event this state has no row
         # for: the slow path sorts them out.
         return self._inject_slow(event)
+    # From here ``event`` is an Event (a str has no event_name): the ignores below are for
+    # that narrowing, which mypy cannot follow through the except clause.
     if _trace_any and (cast("SMachine", self)._trace_mach or _global_trace_mach or _observers):
         return self._inject_traced(event, row)  # type: ignore[arg-type]
     ctx = self._ctx
